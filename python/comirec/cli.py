@@ -1,0 +1,61 @@
+"""The ``comirec`` command line.
+
+Parsers are built from the config dataclasses in :mod:`comirec.config`; each command's
+implementation is imported only when it runs, so ``comirec --help`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+# name -> (help, function adding the command's options, "module:function" that runs it)
+Registrar = Callable[[argparse.ArgumentParser], None]
+COMMANDS: dict[str, tuple[str, Registrar, str]] = {}
+
+
+def command(name: str, help: str, target: str) -> Callable[[Registrar], Registrar]:
+    def deco(fn: Registrar) -> Registrar:
+        COMMANDS[name] = (help, fn, target)
+        return fn
+
+    return deco
+
+
+# -- commands are registered below (each one's options, then the module that runs it) --
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="comirec", description="Controllable multi-interest recommendation (ComiRec).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, add, target) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add(p)
+        p.set_defaults(_target=target)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_target", None):
+        parser.print_help()
+        return 2
+    module_name, func_name = args._target.split(":")
+    import importlib
+
+    func = getattr(importlib.import_module(module_name), func_name)
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
+        # Bad input: one clear line, no traceback.
+        print(f"comirec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
