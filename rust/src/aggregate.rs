@@ -31,7 +31,11 @@ pub enum Lambda {
 impl Lambda {
     pub fn new(lam: f64) -> Result<Self> {
         if lam.is_nan() || lam < 0.0 {
-            return Err(CoreError::argument("lam", "a number >= 0 (float('inf') allowed)", lam));
+            return Err(CoreError::argument(
+                "lam",
+                "a number >= 0 (float('inf') allowed)",
+                lam,
+            ));
         }
         Ok(if lam == 0.0 {
             Lambda::Zero
@@ -61,7 +65,11 @@ pub fn aggregate<I: Id, C: Id>(
     n: usize,
 ) -> Result<Aggregated> {
     if n == 0 {
-        return Err(CoreError::argument("n", "a positive number of items per user", 0));
+        return Err(CoreError::argument(
+            "n",
+            "a positive number of items per user",
+            0,
+        ));
     }
     let cats = match (lam, cats) {
         (Lambda::Zero, _) => None,
@@ -82,18 +90,29 @@ pub fn aggregate<I: Id, C: Id>(
     let mut out_scores = vec![0_f32; total];
     let (k, slots) = (cands.interests, cands.slots);
 
-    let run_task = |sc: &mut Scratch<I>, task: usize, oi: &mut [i64], os: &mut [f32]| -> Result<()> {
-        let u0 = task * USERS_PER_TASK;
-        for (du, (oi, os)) in oi.chunks_mut(n).zip(os.chunks_mut(n)).enumerate() {
-            let u = u0 + du;
-            let (items, scores) = cands.user(u);
-            match cats {
-                None => top_n_user(&mut sc.merge, items, scores, k, u, oi, os)?,
-                Some(cats) => greedy_user(sc, items, scores, k, u, cats, lam, oi, os)?,
+    let run_task =
+        |sc: &mut Scratch<I>, task: usize, oi: &mut [i64], os: &mut [f32]| -> Result<()> {
+            let u0 = task * USERS_PER_TASK;
+            for (du, (oi, os)) in oi.chunks_mut(n).zip(os.chunks_mut(n)).enumerate() {
+                let u = u0 + du;
+                let (items, scores) = cands.user(u);
+                match cats {
+                    None => top_n_user(&mut sc.merge, items, scores, k, u, oi, os)?,
+                    Some(cats) => {
+                        if u + 1 < users {
+                            prefetch_categories(
+                                cands.user(u + 1).0,
+                                slots,
+                                n.div_ceil(k.max(1)) + 4,
+                                cats,
+                            );
+                        }
+                        greedy_user(sc, items, scores, k, u, cats, lam, oi, os)?
+                    }
+                }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
 
     let per_task = USERS_PER_TASK * n;
     if use_pool(users) {
@@ -101,10 +120,17 @@ pub fn aggregate<I: Id, C: Id>(
             .par_chunks_mut(per_task)
             .zip(out_scores.par_chunks_mut(per_task))
             .enumerate()
-            .try_for_each_init(|| Scratch::new(k, slots, n), |sc, (t, (oi, os))| run_task(sc, t, oi, os))?;
+            .try_for_each_init(
+                || Scratch::new(k, slots, n),
+                |sc, (t, (oi, os))| run_task(sc, t, oi, os),
+            )?;
     } else if users > 0 {
         let mut sc = Scratch::new(k, slots, n);
-        for (t, (oi, os)) in out_items.chunks_mut(per_task).zip(out_scores.chunks_mut(per_task)).enumerate() {
+        for (t, (oi, os)) in out_items
+            .chunks_mut(per_task)
+            .zip(out_scores.chunks_mut(per_task))
+            .enumerate()
+        {
             run_task(&mut sc, t, oi, os)?;
         }
     }
@@ -117,6 +143,27 @@ pub fn aggregate<I: Id, C: Id>(
 }
 
 const NONE: u32 = u32::MAX;
+
+/// Ask for the category entries of the next user's candidates while this user is processed:
+/// the table has one entry per catalogue item and the lookups would otherwise miss cache.
+#[inline]
+fn prefetch_categories<I: Id, C: Id>(items: &[I], slots: usize, depth: usize, cats: &[C]) {
+    #[cfg(target_arch = "x86_64")]
+    for row in items.chunks(slots.max(1)) {
+        for &item in &row[..depth.min(row.len())] {
+            let i = item.to_i64() as u64 as usize; // negative ids become huge and are skipped
+            if i < cats.len() {
+                // SAFETY: the address is inside `cats`; a prefetch never faults nor writes.
+                unsafe {
+                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                    _mm_prefetch::<_MM_HINT_T0>(cats.as_ptr().add(i) as *const i8);
+                }
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (items, slots, depth, cats);
+}
 
 /// A category's best remaining item, as held in its class heap: max f, then min id.
 #[derive(Clone, Copy)]
@@ -148,12 +195,15 @@ impl Eq for Head {}
 struct Scratch<I> {
     merge: MergeScratch<I>,
     cat_index: IdMap, // category id -> local category index
-    item: Vec<i64>,   // distinct candidates in (f desc, id asc) order ...
+    // Candidates taken from the merge so far, in (f desc, id asc) order:
+    item: Vec<i64>,
     f: Vec<f32>,
-    cat: Vec<u32>,   // ... their local category
-    next: Vec<u32>,  // ... the next candidate of the same category (NONE at the end)
-    count: Vec<u32>, // per local category: items picked so far (its class)
-    tail: Vec<u32>,  // per local category: last candidate seen (to link `next`)
+    cat: Vec<u32>,  // local category
+    next: Vec<u32>, // the next known candidate of the same category (NONE: none yet)
+    // Per local category:
+    count: Vec<u32>, // items picked so far (its class)
+    first: Vec<u32>, // its best remaining known candidate (NONE: none known)
+    last: Vec<u32>,  // its last known candidate (to link `next`)
     classes: Vec<BinaryHeap<Head>>,
     nonempty: Vec<u64>, // bitset over classes
 }
@@ -169,7 +219,8 @@ impl<I: Id> Scratch<I> {
             cat: Vec::with_capacity(cands),
             next: Vec::with_capacity(cands),
             count: Vec::with_capacity(cands),
-            tail: Vec::with_capacity(cands),
+            first: Vec::with_capacity(cands),
+            last: Vec::with_capacity(cands),
             classes: Vec::new(),
             nonempty: vec![0; (n + 2).div_ceil(64)],
         }
@@ -196,6 +247,12 @@ fn beats(lam: Lambda, picked: usize, a: (usize, f32, i64), b: (usize, f32, i64))
     ord == Ordering::Greater
 }
 
+/// Algorithm 2 for one user. The merge is consumed lazily: it is advanced only until it yields
+/// an item of a category with no pick yet (the class-0 head). Any candidate further down has a
+/// smaller or equal f and, its category being picked already, a smaller diversity term, so it
+/// cannot beat the class-0 head (ties included: equal f comes later in id order); the winner is
+/// the class-0 head or a known head of a picked category. Only taken candidates are looked up
+/// in `cats`, typically little more than n of the K·N.
 #[allow(clippy::too_many_arguments)]
 fn greedy_user<I: Id, C: Id>(
     sc: &mut Scratch<I>,
@@ -209,60 +266,87 @@ fn greedy_user<I: Id, C: Id>(
     out_scores: &mut [f32],
 ) -> Result<()> {
     let n = out_items.len();
-    // 1. Distinct candidates with f, in (f desc, id asc) order.
-    sc.item.clear();
-    sc.f.clear();
-    {
-        let (it, ff) = (&mut sc.item, &mut sc.f);
-        sc.merge.merge_user(items, scores, interests, user, |i, f| {
-            it.push(i);
-            ff.push(f);
-            true
-        })?;
+    let Scratch {
+        merge,
+        cat_index,
+        item,
+        f,
+        cat,
+        next,
+        count,
+        first,
+        last,
+        classes,
+        nonempty,
+    } = sc;
+    let mut cur = merge.cursor(items, scores, interests, user)?;
+    cat_index.clear_for(items.len());
+    for v in [&mut *cat, &mut *next, &mut *count, &mut *first, &mut *last] {
+        v.clear();
     }
-    let d = sc.item.len();
-    // 2. Categories, and per category a chain of its candidates in the same order.
-    sc.cat_index.clear_for(d);
-    sc.cat.clear();
-    sc.next.clear();
-    sc.count.clear();
-    sc.tail.clear();
-    for p in 0..d {
-        let c = category_of(cats, sc.item[p], "items", user)?;
-        let (local, new) = sc.cat_index.get_or_insert(c, sc.count.len() as u32);
-        if new {
-            sc.count.push(0);
-            sc.tail.push(p as u32);
-        } else {
-            let t = sc.tail[local as usize] as usize;
-            sc.next[t] = p as u32;
-            sc.tail[local as usize] = p as u32;
-        }
-        sc.cat.push(local);
-        sc.next.push(NONE);
+    item.clear();
+    f.clear();
+    if classes.len() < n + 2 {
+        classes.resize_with(n + 2, BinaryHeap::new);
     }
-    if sc.classes.len() < n + 2 {
-        sc.classes.resize_with(n + 2, BinaryHeap::new);
-    }
-    // 3. The greedy: one candidate per class.
-    let mut p0 = 0; // class 0: first candidate whose category has no pick yet
+    let push =
+        |classes: &mut Vec<BinaryHeap<Head>>, nonempty: &mut Vec<u64>, class: usize, h: Head| {
+            classes[class].push(h);
+            nonempty[class / 64] |= 1 << (class % 64);
+        };
+    let mut head0: Option<usize> = None; // the class-0 head
+    let mut exhausted = false;
     let mut m = 0;
     while m < n {
-        while p0 < d && sc.count[sc.cat[p0] as usize] > 0 {
-            p0 += 1;
+        // 1. Advance the merge to the next item of a category without picks, filing the items of
+        //    picked categories met on the way as their categories' known candidates.
+        while head0.is_none() && !exhausted {
+            let Some((it, fv)) = cur.next() else {
+                exhausted = true;
+                break;
+            };
+            let c = category_of(cats, it, "items", user)?;
+            let (local, new) = cat_index.get_or_insert(c, count.len() as u32);
+            let l = local as usize;
+            if new {
+                count.push(0);
+                first.push(NONE);
+                last.push(NONE);
+            }
+            let p = item.len();
+            item.push(it);
+            f.push(fv);
+            cat.push(local);
+            next.push(NONE);
+            if count[l] == 0 {
+                head0 = Some(p);
+            } else if first[l] == NONE {
+                first[l] = p as u32;
+                last[l] = p as u32;
+                let h = Head {
+                    f: fv,
+                    item: it,
+                    pos: p as u32,
+                };
+                push(classes, nonempty, count[l] as usize, h);
+            } else {
+                next[last[l] as usize] = p as u32;
+                last[l] = p as u32;
+            }
         }
+        // 2. The best of the class-0 head and each class's best head.
         let mut best: Option<(usize, usize)> = None; // (class, position)
         let mut key = (0, 0.0_f32, 0_i64);
-        if p0 < d {
-            best = Some((0, p0));
-            key = (0, sc.f[p0], sc.item[p0]);
+        if let Some(p) = head0 {
+            best = Some((0, p));
+            key = (0, f[p], item[p]);
         }
-        for (w, &word) in sc.nonempty.iter().enumerate() {
+        for (w, &word) in nonempty.iter().enumerate() {
             let mut bits = word;
             while bits != 0 {
                 let class = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                let h = sc.classes[class].peek().expect("nonempty class");
+                let h = classes[class].peek().expect("nonempty class");
                 let cand = (class, h.f, h.item);
                 if best.is_none() || beats(lam, m, cand, key) {
                     best = Some((class, h.pos as usize));
@@ -271,38 +355,43 @@ fn greedy_user<I: Id, C: Id>(
             }
         }
         let Some((class, pos)) = best else { break };
-        out_items[m] = sc.item[pos];
-        out_scores[m] = sc.f[pos];
+        // 3. Pick it; its category moves up one class with its next known candidate.
+        out_items[m] = item[pos];
+        out_scores[m] = f[pos];
         m += 1;
-        if class > 0 {
-            sc.classes[class].pop();
-            if sc.classes[class].is_empty() {
-                sc.nonempty[class / 64] &= !(1 << (class % 64));
+        let l = cat[pos] as usize;
+        count[l] = class as u32 + 1;
+        if class == 0 {
+            head0 = None;
+        } else {
+            classes[class].pop();
+            if classes[class].is_empty() {
+                nonempty[class / 64] &= !(1 << (class % 64));
             }
-        }
-        let c = sc.cat[pos] as usize;
-        sc.count[c] = class as u32 + 1;
-        let nx = sc.next[pos];
-        if nx != NONE {
-            let nx = nx as usize;
-            let up = class + 1;
-            sc.classes[up].push(Head {
-                f: sc.f[nx],
-                item: sc.item[nx],
-                pos: nx as u32,
-            });
-            sc.nonempty[up / 64] |= 1 << (up % 64);
+            let nx = next[pos];
+            first[l] = nx;
+            if nx == NONE {
+                last[l] = NONE;
+            } else {
+                let nx = nx as usize;
+                let h = Head {
+                    f: f[nx],
+                    item: item[nx],
+                    pos: nx as u32,
+                };
+                push(classes, nonempty, class + 1, h);
+            }
         }
     }
     out_items[m..].fill(-1);
     out_scores[m..].fill(f32::NEG_INFINITY);
-    for w in 0..sc.nonempty.len() {
-        let mut bits = sc.nonempty[w];
+    for w in 0..nonempty.len() {
+        let mut bits = nonempty[w];
         while bits != 0 {
-            sc.classes[w * 64 + bits.trailing_zeros() as usize].clear();
+            classes[w * 64 + bits.trailing_zeros() as usize].clear();
             bits &= bits - 1;
         }
-        sc.nonempty[w] = 0;
+        nonempty[w] = 0;
     }
     Ok(())
 }
@@ -312,7 +401,13 @@ mod tests {
     use super::*;
 
     /// The literal Algorithm 2 (O(n·D·|S|)): the oracle for the class-based greedy.
-    fn brute(items: &[i64], scores: &[f32], cats: &[i64], lam: f64, n: usize) -> (Vec<i64>, Vec<f32>) {
+    fn brute(
+        items: &[i64],
+        scores: &[f32],
+        cats: &[i64],
+        lam: f64,
+        n: usize,
+    ) -> (Vec<i64>, Vec<f32>) {
         let mut f: Vec<(i64, f32)> = Vec::new();
         for (&i, &s) in items.iter().zip(scores) {
             if i < 0 {
@@ -325,7 +420,12 @@ mod tests {
         }
         let mut picked: Vec<(i64, f32)> = Vec::new();
         while picked.len() < n && !f.is_empty() {
-            let div = |i: i64| picked.iter().filter(|k| cats[k.0 as usize] != cats[i as usize]).count();
+            let div = |i: i64| {
+                picked
+                    .iter()
+                    .filter(|k| cats[k.0 as usize] != cats[i as usize])
+                    .count()
+            };
             let mut best = 0;
             for c in 1..f.len() {
                 let (a, b) = (f[c], f[best]);
@@ -336,7 +436,8 @@ mod tests {
                     let gb = b.1 as f64 + lam * div(b.0) as f64;
                     ga.partial_cmp(&gb).unwrap()
                 };
-                if ord.then(a.1.partial_cmp(&b.1).unwrap()).then(b.0.cmp(&a.0)) == Ordering::Greater {
+                if ord.then(a.1.partial_cmp(&b.1).unwrap()).then(b.0.cmp(&a.0)) == Ordering::Greater
+                {
                     best = c;
                 }
             }
@@ -363,12 +464,19 @@ mod tests {
     fn greedy_matches_the_literal_algorithm_on_random_batches() {
         let mut rng = Rng(0x2545F4914F6CDD1D);
         for case in 0..400 {
-            let (b, k, slots) = (1 + rng.below(3) as usize, 1 + rng.below(4) as usize, rng.below(7) as usize);
+            let (b, k, slots) = (
+                1 + rng.below(3) as usize,
+                1 + rng.below(4) as usize,
+                rng.below(7) as usize,
+            );
             let n_items = 2 + rng.below(12) as usize;
             let cats: Vec<i64> = (0..n_items).map(|_| rng.below(4) as i64).collect();
             let len = b * k * slots;
             // coarse scores -> many exact ties; some slots empty; rows sorted or not
-            let items: Vec<i64> = (0..len).map(|_| rng.below(n_items as u64 + 2) as i64 - 2).map(|i| i.max(-1)).collect();
+            let items: Vec<i64> = (0..len)
+                .map(|_| rng.below(n_items as u64 + 2) as i64 - 2)
+                .map(|i| i.max(-1))
+                .collect();
             let mut scores: Vec<f32> = (0..len).map(|_| rng.below(5) as f32 * 0.25 - 0.5).collect();
             if case % 2 == 0 {
                 for row in scores.chunks_mut(slots.max(1)) {
@@ -382,8 +490,16 @@ mod tests {
                 for u in 0..b {
                     let (it, sc) = view.user(u);
                     let (ei, es) = brute(it, sc, &cats, lam, n);
-                    assert_eq!(&got.items[u * n..(u + 1) * n], &ei[..], "case {case} lam {lam} user {u}");
-                    assert_eq!(&got.scores[u * n..(u + 1) * n], &es[..], "case {case} lam {lam} user {u}");
+                    assert_eq!(
+                        &got.items[u * n..(u + 1) * n],
+                        &ei[..],
+                        "case {case} lam {lam} user {u}"
+                    );
+                    assert_eq!(
+                        &got.scores[u * n..(u + 1) * n],
+                        &es[..],
+                        "case {case} lam {lam} user {u}"
+                    );
                 }
             }
         }
@@ -403,8 +519,20 @@ mod tests {
         let scores = [0.3_f32, 0.2, 0.1];
         let view = CandidateView::new(&items, &scores, [1, 1, 3]).unwrap();
         let short = [-1_i32, 0, 1];
-        let err = aggregate(&view, Some(&short[..]), Lambda::Finite(0.1), 2).unwrap_err();
-        assert!(matches!(err, CoreError::ItemBeyondCats { item: 3, len: 3, .. }), "{err}");
+        let err = aggregate(&view, Some(&short[..]), Lambda::Finite(0.1), 3).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CoreError::ItemBeyondCats {
+                    item: 3,
+                    len: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // n = 2 never examines item 3 (the merge stops at the second pick)
+        assert!(aggregate(&view, Some(&short[..]), Lambda::Finite(0.1), 2).is_ok());
         // λ = 0 never reads the table
         assert!(aggregate(&view, Some(&short[..]), Lambda::Zero, 2).is_ok());
         let negative = [-1_i32, 0, -5, 1];

@@ -81,7 +81,11 @@ impl CoreError {
         }
     }
 
-    pub(crate) fn shape(arg: &'static str, expected: impl Into<String>, got: impl Into<String>) -> Self {
+    pub(crate) fn shape(
+        arg: &'static str,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+    ) -> Self {
         CoreError::Shape {
             arg,
             expected: expected.into(),
@@ -89,7 +93,11 @@ impl CoreError {
         }
     }
 
-    pub(crate) fn argument(arg: &'static str, expected: impl Into<String>, got: impl ToString) -> Self {
+    pub(crate) fn argument(
+        arg: &'static str,
+        expected: impl Into<String>,
+        got: impl ToString,
+    ) -> Self {
         CoreError::Argument {
             arg,
             expected: expected.into(),

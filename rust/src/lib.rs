@@ -39,7 +39,12 @@ impl Id for i64 {
 /// The category of `item` from the table `cats` (item id -> category), validated: the id must be
 /// inside the table and its category >= 0. `arg` names the array the item came from.
 #[inline]
-pub(crate) fn category_of<C: Id>(cats: &[C], item: i64, arg: &'static str, user: usize) -> Result<i64> {
+pub(crate) fn category_of<C: Id>(
+    cats: &[C],
+    item: i64,
+    arg: &'static str,
+    user: usize,
+) -> Result<i64> {
     let c = match usize::try_from(item).ok().and_then(|i| cats.get(i)) {
         Some(c) => c.to_i64(),
         None => {

@@ -36,7 +36,11 @@ impl Protocol {
         match name {
             "standard" => Ok(Protocol::Standard),
             "comirec" => Ok(Protocol::Comirec),
-            other => Err(CoreError::argument("protocol", "\"standard\" or \"comirec\"", format!("{other:?}"))),
+            other => Err(CoreError::argument(
+                "protocol",
+                "\"standard\" or \"comirec\"",
+                format!("{other:?}"),
+            )),
         }
     }
 }
@@ -78,11 +82,19 @@ fn validate<R, T, C>(x: &MetricInputs<'_, R, T, C>, ks: &[usize]) -> Result<()> 
     if x.indptr.len() != x.users + 1 {
         return Err(CoreError::shape(
             "targets",
-            format!("an indptr of length B + 1 = {} (B = rows of recs)", x.users + 1),
+            format!(
+                "an indptr of length B + 1 = {} (B = rows of recs)",
+                x.users + 1
+            ),
             format!("length {}", x.indptr.len()),
         ));
     }
-    let bad = |what: String| Err(CoreError::Indptr { arg: "targets", what });
+    let bad = |what: String| {
+        Err(CoreError::Indptr {
+            arg: "targets",
+            what,
+        })
+    };
     if x.indptr[0] != 0 {
         return bad(format!("indptr[0] must be 0, got {}", x.indptr[0]));
     }
@@ -104,12 +116,19 @@ fn validate<R, T, C>(x: &MetricInputs<'_, R, T, C>, ks: &[usize]) -> Result<()> 
         ));
     }
     if ks.is_empty() {
-        return Err(CoreError::argument("ks", "at least one cut-off k", "an empty list"));
+        return Err(CoreError::argument(
+            "ks",
+            "at least one cut-off k",
+            "an empty list",
+        ));
     }
     if let Some(&k) = ks.iter().find(|&&k| k == 0 || k > x.width) {
         return Err(CoreError::argument(
             "ks",
-            format!("cut-offs in 1..={} (the number of columns of recs)", x.width),
+            format!(
+                "cut-offs in 1..={} (the number of columns of recs)",
+                x.width
+            ),
             k,
         ));
     }
@@ -137,14 +156,18 @@ impl Discounts {
 }
 
 struct Scratch {
-    set: IdMap,      // targets (standard) or recommendations -> first rank (comirec)
+    set: IdMap,       // targets (standard) or recommendations -> first rank (comirec)
     cat_count: IdMap, // category -> items so far in the top-k (diversity)
     hits: Vec<usize>,
     dcg: Vec<f64>,
 }
 
 /// Per-user metrics for every user, every k in `ks` (in that order).
-pub fn metrics<R: Id, T: Id, C: Id>(x: &MetricInputs<'_, R, T, C>, ks: &[usize], protocol: Protocol) -> Result<MetricTable> {
+pub fn metrics<R: Id, T: Id, C: Id>(
+    x: &MetricInputs<'_, R, T, C>,
+    ks: &[usize],
+    protocol: Protocol,
+) -> Result<MetricTable> {
     validate(x, ks)?;
     let per_k = if x.cats.is_some() { 4 } else { 3 };
     let cols = ks.len() * per_k;
@@ -152,7 +175,12 @@ pub fn metrics<R: Id, T: Id, C: Id>(x: &MetricInputs<'_, R, T, C>, ks: &[usize],
     let mut order: Vec<(usize, usize)> = ks.iter().enumerate().map(|(i, &k)| (k, i)).collect();
     order.sort_unstable();
     let kmax = order[order.len() - 1].0;
-    let max_targets = x.indptr.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0);
+    let max_targets = x
+        .indptr
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as usize)
+        .max()
+        .unwrap_or(0);
     let disc = Discounts::new(kmax.max(max_targets));
     let mut values = vec![0.0_f64; x.users * cols];
 
@@ -163,8 +191,12 @@ pub fn metrics<R: Id, T: Id, C: Id>(x: &MetricInputs<'_, R, T, C>, ks: &[usize],
             let recs = &x.recs[u * x.width..u * x.width + kmax];
             let targets = &x.target_items[x.indptr[u] as usize..x.indptr[u + 1] as usize];
             match protocol {
-                Protocol::Standard => standard_user(sc, x.cats, recs, targets, &order, &disc, per_k, u, row)?,
-                Protocol::Comirec => comirec_user(sc, x.cats, recs, targets, &order, &disc, per_k, u, row)?,
+                Protocol::Standard => {
+                    standard_user(sc, x.cats, recs, targets, &order, &disc, per_k, u, row)?
+                }
+                Protocol::Comirec => {
+                    comirec_user(sc, x.cats, recs, targets, &order, &disc, per_k, u, row)?
+                }
             }
         }
         Ok(())
@@ -211,7 +243,14 @@ fn target_id<T: Id>(t: T, user: usize) -> Result<i64> {
 
 /// Diversity bookkeeping for one more non-empty item: returns nothing, updates (m, same pairs).
 #[inline]
-fn add_category<C: Id>(sc: &mut Scratch, cats: &[C], item: i64, user: usize, m: &mut u64, same: &mut u64) -> Result<()> {
+fn add_category<C: Id>(
+    sc: &mut Scratch,
+    cats: &[C],
+    item: i64,
+    user: usize,
+    m: &mut u64,
+    same: &mut u64,
+) -> Result<()> {
     let c = category_of(cats, item, "recs", user)?;
     let (prev, new) = sc.cat_count.get_or_insert(c, 1);
     if !new {
@@ -335,7 +374,11 @@ fn comirec_user<R: Id, T: Id, C: Id>(
         }
         let hits = sc.hits[i];
         out[0] = hits as f64 / targets.len() as f64;
-        out[1] = if hits > 0 { sc.dcg[i] / disc.ideal[hits] } else { 0.0 };
+        out[1] = if hits > 0 {
+            sc.dcg[i] / disc.ideal[hits]
+        } else {
+            0.0
+        };
         out[2] = (hits > 0) as u8 as f64;
     }
     Ok(())
@@ -345,7 +388,15 @@ fn comirec_user<R: Id, T: Id, C: Id>(
 mod tests {
     use super::*;
 
-    fn run(recs: &[i64], width: usize, indptr: &[i64], targets: &[i64], cats: Option<&[i64]>, ks: &[usize], p: Protocol) -> Result<MetricTable> {
+    fn run(
+        recs: &[i64],
+        width: usize,
+        indptr: &[i64],
+        targets: &[i64],
+        cats: Option<&[i64]>,
+        ks: &[usize],
+        p: Protocol,
+    ) -> Result<MetricTable> {
         let x = MetricInputs {
             recs,
             users: indptr.len() - 1,
@@ -365,7 +416,16 @@ mod tests {
     fn standard_by_hand() {
         // recs [7, 3, 9, 1], targets {3, 1, 5}: hits at ranks 1 and 3.
         let cats = [0_i64, 0, 0, 1, 0, 0, 0, 2, 0, 1];
-        let t = run(&[7, 3, 9, 1], 4, &[0, 3], &[3, 1, 5], Some(&cats), &[2, 4], Protocol::Standard).unwrap();
+        let t = run(
+            &[7, 3, 9, 1],
+            4,
+            &[0, 3],
+            &[3, 1, 5],
+            Some(&cats),
+            &[2, 4],
+            Protocol::Standard,
+        )
+        .unwrap();
         let v = &t.values;
         let l = |r: f64| 1.0 / (r + 2.0).log2();
         // @2: R = [7, 3]: one hit of three targets; ideal over min(3, 2) = 2 ranks.
@@ -373,7 +433,7 @@ mod tests {
         assert!(close(v[1], l(1.0) / (l(0.0) + l(1.0))));
         assert_eq!(v[2], 1.0);
         assert_eq!(v[3], 1.0); // cats 2 and 1 differ
-        // @4: cats [2, 1, 1, 0]: 6 pairs, one same-category pair
+                               // @4: cats [2, 1, 1, 0]: 6 pairs, one same-category pair
         assert!(close(v[4], 2.0 / 3.0));
         assert!(close(v[5], (l(1.0) + l(3.0)) / (l(0.0) + l(1.0) + l(2.0))));
         assert_eq!(v[6], 1.0);
@@ -384,13 +444,31 @@ mod tests {
     fn comirec_protocol_by_hand() {
         // targets [5, 3, 3, 8]: 3 twice. recs [3, 4]: hits = 2 (both 3s), recall = 2/4;
         // DCG uses target positions 1 and 2; ideal over the first 2 positions.
-        let t = run(&[3, 4], 2, &[0, 4], &[5, 3, 3, 8], None, &[2], Protocol::Comirec).unwrap();
+        let t = run(
+            &[3, 4],
+            2,
+            &[0, 4],
+            &[5, 3, 3, 8],
+            None,
+            &[2],
+            Protocol::Comirec,
+        )
+        .unwrap();
         let l = |r: f64| 1.0 / (r + 2.0).log2();
         assert!(close(t.values[0], 0.5));
         assert!(close(t.values[1], (l(1.0) + l(2.0)) / (l(0.0) + l(1.0))));
         assert_eq!(t.values[2], 1.0);
         // the standard protocol on the same input: |S| = 3, one distinct hit at rank 0
-        let s = run(&[3, 4], 2, &[0, 4], &[5, 3, 3, 8], None, &[2], Protocol::Standard).unwrap();
+        let s = run(
+            &[3, 4],
+            2,
+            &[0, 4],
+            &[5, 3, 3, 8],
+            None,
+            &[2],
+            Protocol::Standard,
+        )
+        .unwrap();
         assert!(close(s.values[0], 1.0 / 3.0));
         assert!(close(s.values[1], 1.0 / (l(0.0) + l(1.0))));
     }
@@ -398,7 +476,16 @@ mod tests {
     #[test]
     fn users_without_targets_are_nan_and_empty_slots_are_skipped() {
         let cats = [0_i64, 1, 1];
-        let t = run(&[1, -1, 2, -1, -1, -1], 3, &[0, 0, 1], &[2], Some(&cats), &[3], Protocol::Standard).unwrap();
+        let t = run(
+            &[1, -1, 2, -1, -1, -1],
+            3,
+            &[0, 0, 1],
+            &[2],
+            Some(&cats),
+            &[3],
+            Protocol::Standard,
+        )
+        .unwrap();
         assert!(t.values[0].is_nan() && t.values[1].is_nan() && t.values[2].is_nan());
         assert_eq!(t.values[3], 0.0); // cats 1, 1: same category
         assert_eq!(&t.values[4..], &[0.0, 0.0, 0.0, 0.0]); // no recommendation at all
@@ -407,14 +494,80 @@ mod tests {
     #[test]
     fn bad_inputs_name_the_argument() {
         let e = |r: Result<MetricTable>| r.unwrap_err().to_string();
-        assert!(e(run(&[1, 2], 2, &[0, 1], &[1], None, &[3], Protocol::Standard)).starts_with("ks: "));
-        assert!(e(run(&[1, 2], 2, &[0, 1], &[1], None, &[], Protocol::Standard)).starts_with("ks: "));
-        assert!(e(run(&[1, 2], 2, &[1, 1], &[1], None, &[1], Protocol::Standard)).starts_with("targets: "));
-        assert!(e(run(&[1, 2, 3, 4], 2, &[0, 1, 0], &[1], None, &[1], Protocol::Standard)).starts_with("targets: "));
-        assert!(e(run(&[1, 2], 2, &[0, 2], &[1], None, &[1], Protocol::Standard)).starts_with("targets: "));
-        assert!(e(run(&[1, 2], 2, &[0, 1], &[-4], None, &[1], Protocol::Comirec)).starts_with("targets: "));
+        assert!(e(run(
+            &[1, 2],
+            2,
+            &[0, 1],
+            &[1],
+            None,
+            &[3],
+            Protocol::Standard
+        ))
+        .starts_with("ks: "));
+        assert!(e(run(
+            &[1, 2],
+            2,
+            &[0, 1],
+            &[1],
+            None,
+            &[],
+            Protocol::Standard
+        ))
+        .starts_with("ks: "));
+        assert!(e(run(
+            &[1, 2],
+            2,
+            &[1, 1],
+            &[1],
+            None,
+            &[1],
+            Protocol::Standard
+        ))
+        .starts_with("targets: "));
+        assert!(e(run(
+            &[1, 2, 3, 4],
+            2,
+            &[0, 1, 0],
+            &[1],
+            None,
+            &[1],
+            Protocol::Standard
+        ))
+        .starts_with("targets: "));
+        assert!(e(run(
+            &[1, 2],
+            2,
+            &[0, 2],
+            &[1],
+            None,
+            &[1],
+            Protocol::Standard
+        ))
+        .starts_with("targets: "));
+        assert!(e(run(
+            &[1, 2],
+            2,
+            &[0, 1],
+            &[-4],
+            None,
+            &[1],
+            Protocol::Comirec
+        ))
+        .starts_with("targets: "));
         let cats = [0_i64, 0];
-        assert!(e(run(&[1, 2], 2, &[0, 1], &[1], Some(&cats), &[2], Protocol::Standard)).starts_with("recs: "));
-        assert!(Protocol::parse("trec").unwrap_err().to_string().starts_with("protocol: "));
+        assert!(e(run(
+            &[1, 2],
+            2,
+            &[0, 1],
+            &[1],
+            Some(&cats),
+            &[2],
+            Protocol::Standard
+        ))
+        .starts_with("recs: "));
+        assert!(Protocol::parse("trec")
+            .unwrap_err()
+            .to_string()
+            .starts_with("protocol: "));
     }
 }

@@ -9,7 +9,9 @@
 //! section and one line in `register`.
 
 use numpy::ndarray::Dimension;
-use numpy::{Ix1, Ix2, Ix3, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray, PyUntypedArrayMethods};
+use numpy::{
+    Ix1, Ix2, Ix3, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -38,7 +40,15 @@ fn dtype_name(ob: &Bound<'_, PyAny>) -> String {
     ob.getattr("dtype")
         .and_then(|d| d.str())
         .map(|s| s.to_string())
-        .unwrap_or_else(|_| format!("(not an array: {})", ob.get_type().name().map(|n| n.to_string()).unwrap_or_default()))
+        .unwrap_or_else(|_| {
+            format!(
+                "(not an array: {})",
+                ob.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            )
+        })
 }
 
 fn dtype_error(arg: &'static str, expected: &'static str, ob: &Bound<'_, PyAny>) -> PyErr {
@@ -56,7 +66,11 @@ enum Ints<'py, D: Dimension> {
     I64(PyReadonlyArray<'py, i64, D>),
 }
 
-fn ints<'py, D: Dimension>(ob: &Bound<'py, PyAny>, arg: &'static str, expected: &'static str) -> PyResult<Ints<'py, D>> {
+fn ints<'py, D: Dimension>(
+    ob: &Bound<'py, PyAny>,
+    arg: &'static str,
+    expected: &'static str,
+) -> PyResult<Ints<'py, D>> {
     if let Ok(a) = ob.extract::<PyReadonlyArray<'py, i64, D>>() {
         return Ok(Ints::I64(a));
     }
@@ -75,7 +89,10 @@ impl<D: Dimension> Ints<'_, D> {
     }
 }
 
-fn slice<'a, T: numpy::Element, D: Dimension>(a: &'a PyReadonlyArray<'_, T, D>, arg: &'static str) -> PyResult<&'a [T]> {
+fn slice<'a, T: numpy::Element, D: Dimension>(
+    a: &'a PyReadonlyArray<'_, T, D>,
+    arg: &'static str,
+) -> PyResult<&'a [T]> {
     a.as_slice().map_err(|_| {
         PyTypeError::new_err(format!(
             "{arg}: expected a C-contiguous array (numpy.ascontiguousarray makes one)"
@@ -129,7 +146,9 @@ fn positive(value: i64, arg: &'static str, expected: &'static str) -> PyResult<u
 /// Raise a Rust panic inside the guarded boundary (tests check it arrives as RuntimeError).
 #[pyfunction]
 fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
-    py.detach(|| catch_panic(|| -> crate::Result<()> { panic!("deliberate panic for the test suite") }))?;
+    py.detach(|| {
+        catch_panic(|| -> crate::Result<()> { panic!("deliberate panic for the test suite") })
+    })?;
     Ok(())
 }
 
@@ -143,6 +162,8 @@ fn _forked_from_pool_owner() -> bool {
 // aggregate: merge / λ-greedy (aggregate.rs, merge.rs)
 // ------------------------------------------------------------------------------------------
 
+type ItemsAndScores<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
+
 /// items (B,K,N) int32|int64, scores (B,K,N) float32, cats 1-D int32|int64 or None (allowed at
 /// lam = 0), lam >= 0 or inf, n >= 1 -> (items (B,n) int64, scores (B,n) float32).
 #[pyfunction]
@@ -154,26 +175,38 @@ fn aggregate<'py>(
     cats: Option<&Bound<'py, PyAny>>,
     lam: f64,
     n: i64,
-) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>)> {
+) -> PyResult<ItemsAndScores<'py>> {
     let items = ints::<Ix3>(items, "items", "a 3-D int32 or int64 array (B, K, N)")?;
     let scores_arr = scores
         .extract::<PyReadonlyArray<'py, f32, Ix3>>()
         .map_err(|_| dtype_error("scores", "a 3-D float32 array (B, K, N)", scores))?;
     let cats = cats
-        .map(|c| ints::<Ix1>(c, "cats", "a 1-D int32 or int64 array (item id -> category)"))
+        .map(|c| {
+            ints::<Ix1>(
+                c,
+                "cats",
+                "a 1-D int32 or int64 array (item id -> category)",
+            )
+        })
         .transpose()?;
     let lam = Lambda::new(lam)?;
     let n = positive(n, "n", "a positive number of items per user")?;
     let shape = items.shape();
     if scores_arr.shape() != shape.as_slice() {
-        return Err(CoreError::shape("scores", format!("the shape of items {shape:?}"), format!("{:?}", scores_arr.shape())).into());
+        return Err(CoreError::shape(
+            "scores",
+            format!("the shape of items {shape:?}"),
+            format!("{:?}", scores_arr.shape()),
+        )
+        .into());
     }
     let shape = [shape[0], shape[1], shape[2]];
     let sc = slice(&scores_arr, "scores")?;
-    let out = with_ints!(items, "items", |it| with_opt_ints!(cats, "cats", |c| py.detach(|| catch_panic(|| {
-        let view = CandidateView::new(it, sc, shape)?;
-        aggregate_kernel(&view, c, lam, n)
-    })))?);
+    let out = with_ints!(items, "items", |it| with_opt_ints!(cats, "cats", |c| py
+        .detach(|| catch_panic(|| {
+            let view = CandidateView::new(it, sc, shape)?;
+            aggregate_kernel(&view, c, lam, n)
+        })))?);
     let (users, n) = (out.users, out.n);
     Ok((
         PyArray1::from_vec(py, out.items).reshape([users, n])?,
@@ -205,7 +238,13 @@ fn metrics<'py>(
         .map_err(|_| dtype_error("targets", "an int64 indptr (B + 1,)", indptr))?;
     let targets = ints::<Ix1>(target_items, "targets", "1-D int32 or int64 target items")?;
     let cats = cats
-        .map(|c| ints::<Ix1>(c, "cats", "a 1-D int32 or int64 array (item id -> category)"))
+        .map(|c| {
+            ints::<Ix1>(
+                c,
+                "cats",
+                "a 1-D int32 or int64 array (item id -> category)",
+            )
+        })
         .transpose()?;
     let ks = ks
         .into_iter()
@@ -215,10 +254,10 @@ fn metrics<'py>(
     let shape = recs.shape();
     let (users, width) = (shape[0], shape[1]);
     let ip = slice(&indptr_arr, "targets")?;
-    let table = with_ints!(recs, "recs", |r| with_ints!(targets, "targets", |t| with_opt_ints!(
-        cats,
-        "cats",
-        |c| py.detach(|| catch_panic(|| {
+    let table = with_ints!(recs, "recs", |r| with_ints!(
+        targets,
+        "targets",
+        |t| with_opt_ints!(cats, "cats", |c| py.detach(|| catch_panic(|| {
             let x = MetricInputs {
                 recs: r,
                 users,
@@ -228,10 +267,10 @@ fn metrics<'py>(
                 cats: c,
             };
             metrics_kernel(&x, &ks, protocol)
-        }))
-    )))?;
+        })))
+    ))?;
     let cols = ks.len() * table.per_k;
-    Ok(PyArray1::from_vec(py, table.values).reshape([users, cols])?)
+    PyArray1::from_vec(py, table.values).reshape([users, cols])
 }
 
 // ------------------------------------------------------------------------------------------
