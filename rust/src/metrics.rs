@@ -156,8 +156,9 @@ impl Discounts {
 }
 
 struct Scratch {
-    set: IdMap,       // targets (standard) or recommendations -> first rank (comirec)
-    cat_count: IdMap, // category -> items so far in the top-k (diversity)
+    set: IdMap,        // targets (standard) or recommendations -> first rank (comirec)
+    cat_count: IdMap,  // category -> items so far in the top-k (diversity)
+    rec_cat: Vec<i64>, // the categories of the user's top-kmax recommendations
     hits: Vec<usize>,
     dcg: Vec<f64>,
 }
@@ -190,6 +191,13 @@ pub fn metrics<R: Id, T: Id, C: Id>(
             let u = u0 + du;
             let recs = &x.recs[u * x.width..u * x.width + kmax];
             let targets = &x.target_items[x.indptr[u] as usize..x.indptr[u + 1] as usize];
+            if let Some(cats) = x.cats {
+                if u + 1 < x.users {
+                    let start = (u + 1) * x.width;
+                    prefetch_categories(&x.recs[start..start + kmax], cats);
+                }
+                gather_categories(recs, cats, &mut sc.rec_cat);
+            }
             match protocol {
                 Protocol::Standard => {
                     standard_user(sc, x.cats, recs, targets, &order, &disc, per_k, u, row)?
@@ -204,6 +212,7 @@ pub fn metrics<R: Id, T: Id, C: Id>(
     let new_scratch = || Scratch {
         set: IdMap::with_capacity(kmax.max(64)),
         cat_count: IdMap::with_capacity(kmax),
+        rec_cat: Vec::with_capacity(kmax),
         hits: vec![0; ks.len()],
         dcg: vec![0.0; ks.len()],
     };
@@ -241,17 +250,21 @@ fn target_id<T: Id>(t: T, user: usize) -> Result<i64> {
     Ok(t)
 }
 
-/// Diversity bookkeeping for one more non-empty item: returns nothing, updates (m, same pairs).
+/// Diversity bookkeeping for one more non-empty item of category `c` (gathered beforehand, < 0
+/// when the lookup failed): updates (m, same-category pairs).
 #[inline]
 fn add_category<C: Id>(
     sc: &mut Scratch,
+    c: i64,
     cats: &[C],
     item: i64,
     user: usize,
     m: &mut u64,
     same: &mut u64,
 ) -> Result<()> {
-    let c = category_of(cats, item, "recs", user)?;
+    if c < 0 {
+        category_of(cats, item, "recs", user)?; // the precise error
+    }
     let (prev, new) = sc.cat_count.get_or_insert(c, 1);
     if !new {
         *same += prev as u64;
@@ -259,6 +272,38 @@ fn add_category<C: Id>(
     }
     *m += 1;
     Ok(())
+}
+
+/// The categories of `recs` into `out` (i64::MIN where an id is outside the table), in a loop
+/// without data-dependent branches so that the cache-missing loads overlap.
+#[inline]
+fn gather_categories<R: Id, C: Id>(recs: &[R], cats: &[C], out: &mut Vec<i64>) {
+    out.clear();
+    out.extend(
+        recs.iter()
+            .map(|&r| match cats.get(r.to_i64() as u64 as usize) {
+                Some(c) => c.to_i64(),
+                None => i64::MIN,
+            }),
+    );
+}
+
+/// Ask for the category entries of the next user's recommendations ahead of time.
+#[inline]
+fn prefetch_categories<R: Id, C: Id>(recs: &[R], cats: &[C]) {
+    #[cfg(target_arch = "x86_64")]
+    for &r in recs {
+        let i = r.to_i64() as u64 as usize;
+        if i < cats.len() {
+            // SAFETY: the address is inside `cats`; a prefetch never faults nor writes.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(cats.as_ptr().add(i) as *const i8);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (recs, cats);
 }
 
 #[inline]
@@ -294,7 +339,8 @@ fn standard_user<R: Id, T: Id, C: Id>(
         let rec = rec.to_i64();
         if rec >= 0 {
             if let Some(cats) = cats {
-                add_category(sc, cats, rec, user, &mut m, &mut same)?;
+                let c = sc.rec_cat[r];
+                add_category(sc, c, cats, rec, user, &mut m, &mut same)?;
             }
             if let Some(v) = sc.set.get_mut(rec) {
                 if *v == 0 {
@@ -344,7 +390,8 @@ fn comirec_user<R: Id, T: Id, C: Id>(
         let rec = rec.to_i64();
         if rec >= 0 && sc.set.get_or_insert(rec, r as u32).1 {
             if let Some(cats) = cats {
-                add_category(sc, cats, rec, user, &mut m, &mut same)?;
+                let c = sc.rec_cat[r];
+                add_category(sc, c, cats, rec, user, &mut m, &mut same)?;
             }
         }
         while next < order.len() && order[next].0 == r + 1 {
