@@ -26,6 +26,13 @@ def command(name: str, help: str, target: str) -> Callable[[Registrar], Registra
 # -- commands are registered below (each one's options, then the module that runs it) --
 
 
+@command("demo", "aggregate + metrics on generated candidates: the λ accuracy/diversity trade-off", "comirec.demo:main")
+def _demo_options(p: argparse.ArgumentParser) -> None:
+    from comirec.config import DemoConfig, add_arguments
+
+    add_arguments(p, DemoConfig)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comirec", description="Controllable multi-interest recommendation (ComiRec).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
