@@ -6,8 +6,10 @@
 //! shares the diversity term, so only each category's best remaining item can win, and the
 //! categories with the same count c form a class whose winner is its best (f, −id) head: rounding
 //! of f + λ·(|S| − c) is monotone in f. Per pick we therefore compare one head per class:
-//! class 0 (categories not yet picked) is a pointer walking the merged list, classes c ≥ 1 are
-//! small heaps; a pick moves its category up one class. No O(n·K·N) scan.
+//! class 0 (categories not yet picked) is the next item of the merge whose category has no pick,
+//! classes c ≥ 1 are small heaps; a pick moves its category up one class. No O(n·K·N) scan, and
+//! the merge is consumed lazily (see `greedy_user`): only the candidates it reaches are looked up
+//! in `cats` (validated then), typically a little more than n of the K·N.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;

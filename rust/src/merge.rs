@@ -178,7 +178,7 @@ impl<I: Id> MergeCursor<'_, I> {
     }
 
     /// The next distinct candidate, or None when all rows are exhausted.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<(i64, f32)> {
         loop {
