@@ -11,7 +11,7 @@
 //! the merge is consumed lazily (see `greedy_user`): only the candidates it reaches are looked up
 //! in `cats` (validated then), typically a little more than n of the K·N.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::error::{CoreError, Result};
 use crate::merge::{top_n_user, CandidateView, MergeScratch};
 use crate::parallel::{use_pool, USERS_PER_TASK};
-use crate::table::IdMap;
+use crate::table::DenseIndex;
 use crate::{category_of, Id};
 
 /// The diversity factor λ, validated.
@@ -102,12 +102,8 @@ pub fn aggregate<I: Id, C: Id>(
                     None => top_n_user(&mut sc.merge, items, scores, k, u, oi, os)?,
                     Some(cats) => {
                         if u + 1 < users {
-                            prefetch_categories(
-                                cands.user(u + 1).0,
-                                slots,
-                                n.div_ceil(k.max(1)) + 4,
-                                cats,
-                            );
+                            let next = cands.user(u + 1).0;
+                            prefetch_categories(next, slots, sc.greedy.depth + 4, cats);
                         }
                         greedy_user(sc, items, scores, k, u, cats, lam, oi, os)?
                     }
@@ -148,6 +144,7 @@ const NONE: u32 = u32::MAX;
 
 /// Ask for the category entries of the next user's candidates while this user is processed:
 /// the table has one entry per catalogue item and the lookups would otherwise miss cache.
+/// `depth` slots per row: about as deep as the merge went for the previous user.
 #[inline]
 fn prefetch_categories<I: Id, C: Id>(items: &[I], slots: usize, depth: usize, cats: &[C]) {
     #[cfg(target_arch = "x86_64")]
@@ -167,86 +164,191 @@ fn prefetch_categories<I: Id, C: Id>(items: &[I], slots: usize, depth: usize, ca
     let _ = (items, slots, depth, cats);
 }
 
-/// A category's best remaining item, as held in its class heap: max f, then min id.
-#[derive(Clone, Copy)]
-struct Head {
-    f: f32,
-    item: i64,
-    pos: u32,
-}
-
-impl Ord for Head {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // f is finite and never -0.0 (see merge.rs), so total_cmp is the numeric order.
-        self.f.total_cmp(&other.f).then(other.item.cmp(&self.item))
-    }
-}
-impl PartialOrd for Head {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl PartialEq for Head {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Head {}
-
 /// Per-task scratch, reused across users.
 struct Scratch<I> {
     merge: MergeScratch<I>,
-    cat_index: IdMap, // category id -> local category index
-    // Candidates taken from the merge so far, in (f desc, id asc) order:
-    item: Vec<i64>,
-    f: Vec<f32>,
-    cat: Vec<u32>,  // local category
-    next: Vec<u32>, // the next known candidate of the same category (NONE: none yet)
-    // Per local category:
-    count: Vec<u32>, // items picked so far (its class)
-    first: Vec<u32>, // its best remaining known candidate (NONE: none known)
-    last: Vec<u32>,  // its last known candidate (to link `next`)
-    classes: Vec<BinaryHeap<Head>>,
-    nonempty: Vec<u64>, // bitset over classes
+    greedy: Greedy,
 }
 
 impl<I: Id> Scratch<I> {
     fn new(interests: usize, slots: usize, n: usize) -> Self {
-        let cands = interests * slots;
         Scratch {
             merge: MergeScratch::new(interests, slots),
-            cat_index: IdMap::with_capacity(cands),
-            item: Vec::with_capacity(cands),
-            f: Vec::with_capacity(cands),
-            cat: Vec::with_capacity(cands),
-            next: Vec::with_capacity(cands),
-            count: Vec::with_capacity(cands),
-            first: Vec::with_capacity(cands),
-            last: Vec::with_capacity(cands),
-            classes: Vec::new(),
-            nonempty: vec![0; (n + 2).div_ceil(64)],
+            greedy: Greedy::new(interests * slots, n, slots.min(n.div_ceil(interests.max(1)))),
         }
     }
 }
 
-/// Whether candidate `a` beats `b` when |S| = `picked`. A candidate is (class, f, item), class =
-/// the number of already picked items of its category.
-#[inline]
-fn beats(lam: Lambda, picked: usize, a: (usize, f32, i64), b: (usize, f32, i64)) -> bool {
-    let by_gain = match lam {
-        // maximise the diversity term |S| - class first
-        Lambda::Inf => b.0.cmp(&a.0),
-        Lambda::Finite(l) => {
-            let ga = a.1 as f64 + l * (picked - a.0) as f64;
-            let gb = b.1 as f64 + l * (picked - b.0) as f64;
-            ga.partial_cmp(&gb).unwrap_or(Ordering::Equal)
+/// A candidate taken from the merge.
+#[derive(Clone, Copy)]
+struct Taken {
+    item: i64,
+    f: f32,
+    cat: u32,  // its local category
+    next: u32, // the next taken candidate of the same category (NONE: none yet)
+}
+
+/// A category met in this user's candidates.
+#[derive(Clone, Copy)]
+struct Category {
+    count: u32, // items picked so far: its class
+    first: u32, // its best remaining taken candidate (NONE: none)
+    last: u32,  // its last taken candidate (to link `next`)
+}
+
+/// The greedy's state for one user (reused across users). Candidates are kept in the order the
+/// merge yields them, (f desc, id asc), so that among equal diversity terms the candidate with
+/// the smaller position is the better one: positions are all the heaps compare.
+struct Greedy {
+    local: DenseIndex, // category id -> local category
+    taken: Vec<Taken>,
+    categories: Vec<Category>,
+    // Per class c >= 1, the best remaining taken candidate of each category with c picks
+    // (a min-heap of positions: the top is the class's best); bit c of `nonempty` marks a
+    // class with candidates. Class 0 is a single head, see `greedy_user`.
+    classes: Vec<BinaryHeap<Reverse<u32>>>,
+    nonempty: Vec<u64>,
+    depth: usize, // how deep the merge went for the last user: the prefetch depth
+}
+
+impl Greedy {
+    fn new(candidates: usize, n: usize, depth: usize) -> Self {
+        Greedy {
+            local: DenseIndex::new(candidates),
+            taken: Vec::with_capacity(candidates),
+            categories: Vec::with_capacity(candidates),
+            classes: (0..n + 2).map(|_| BinaryHeap::new()).collect(),
+            nonempty: vec![0; (n + 2).div_ceil(64)],
+            depth,
         }
-        Lambda::Zero => Ordering::Equal,
-    };
-    let ord = by_gain
-        .then(a.1.partial_cmp(&b.1).unwrap_or(Ordering::Equal))
-        .then(b.2.cmp(&a.2));
-    ord == Ordering::Greater
+    }
+
+    fn start_user(&mut self, candidates: usize) {
+        self.local.clear_for(candidates);
+        self.taken.clear();
+        self.categories.clear();
+    }
+
+    /// Append a candidate taken from the merge; returns (its position, its local category).
+    #[inline]
+    fn take<C: Id>(&mut self, item: i64, f: f32, cats: &[C], user: usize) -> Result<(u32, usize)> {
+        let c = category_of(cats, item, "items", user)?;
+        let (cat, new) = self.local.get_or_insert(c);
+        if new {
+            let fresh = Category {
+                count: 0,
+                first: NONE,
+                last: NONE,
+            };
+            self.categories.push(fresh);
+        }
+        let p = self.taken.len() as u32;
+        let next = NONE;
+        self.taken.push(Taken { item, f, cat, next });
+        Ok((p, cat as usize))
+    }
+
+    /// File the taken candidate `p` of the picked category `l` behind that category's known
+    /// ones; true when it became the category's head (and so entered its class).
+    #[inline]
+    fn file(&mut self, p: u32, l: usize) -> bool {
+        let cat = &mut self.categories[l];
+        if cat.first == NONE {
+            cat.first = p;
+            cat.last = p;
+            let class = cat.count as usize;
+            self.push_class(class, p);
+            true
+        } else {
+            let last = std::mem::replace(&mut cat.last, p);
+            self.taken[last as usize].next = p;
+            false
+        }
+    }
+
+    #[inline]
+    fn push_class(&mut self, class: usize, p: u32) {
+        self.classes[class].push(Reverse(p));
+        self.nonempty[class / 64] |= 1 << (class % 64);
+    }
+
+    /// The best head over the classes c >= 1, as (class, position).
+    #[inline]
+    fn best_class_head(&self, lam: Lambda, picked: usize) -> Option<(usize, u32)> {
+        let mut best: Option<(usize, u32)> = None;
+        for (w, &word) in self.nonempty.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let class = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let p = self.classes[class].peek().expect("nonempty class").0;
+                if best.is_none_or(|b| self.beats(lam, picked, (class, p), b)) {
+                    best = Some((class, p));
+                }
+                if lam == Lambda::Inf {
+                    return best; // the lowest class wins outright
+                }
+            }
+        }
+        best
+    }
+
+    /// Whether candidate `a` beats `b` when |S| = `picked`; a candidate is (class, position),
+    /// class = the number of picked items of its category.
+    #[inline]
+    fn beats(&self, lam: Lambda, picked: usize, a: (usize, u32), b: (usize, u32)) -> bool {
+        let by_gain = match lam {
+            // maximise the diversity term |S| - class first
+            Lambda::Inf => b.0.cmp(&a.0),
+            Lambda::Finite(l) => {
+                let gain_a = gain(self.taken[a.1 as usize].f, l, picked - a.0);
+                let gain_b = gain(self.taken[b.1 as usize].f, l, picked - b.0);
+                gain_a.partial_cmp(&gain_b).unwrap_or(Ordering::Equal)
+            }
+            Lambda::Zero => Ordering::Equal,
+        };
+        // then the larger f, then the smaller id: the earlier position in merge order
+        by_gain.then(b.1.cmp(&a.1)) == Ordering::Greater
+    }
+
+    /// Pick the candidate at `pos` of class `class`: its category moves up one class, with its
+    /// next taken candidate as head.
+    fn pick(&mut self, class: usize, pos: u32) {
+        let t = self.taken[pos as usize];
+        let cat = &mut self.categories[t.cat as usize];
+        cat.count = class as u32 + 1;
+        if class == 0 {
+            return; // the class-0 head is its category's only taken candidate
+        }
+        cat.first = t.next;
+        if t.next == NONE {
+            cat.last = NONE;
+        }
+        self.classes[class].pop();
+        if self.classes[class].is_empty() {
+            self.nonempty[class / 64] &= !(1 << (class % 64));
+        }
+        if t.next != NONE {
+            self.push_class(class + 1, t.next);
+        }
+    }
+
+    fn clear_classes(&mut self) {
+        for w in 0..self.nonempty.len() {
+            let mut bits = self.nonempty[w];
+            while bits != 0 {
+                self.classes[w * 64 + bits.trailing_zeros() as usize].clear();
+                bits &= bits - 1;
+            }
+            self.nonempty[w] = 0;
+        }
+    }
+}
+
+/// gain = f + λ·(|S| − count_S(cat)), in float64 (SPEC §5).
+#[inline(always)]
+fn gain(f: f32, lam: f64, diversity: usize) -> f64 {
+    f as f64 + lam * diversity as f64
 }
 
 /// Algorithm 2 for one user. The merge is consumed lazily: it is advanced only until it yields
@@ -254,7 +356,7 @@ fn beats(lam: Lambda, picked: usize, a: (usize, f32, i64), b: (usize, f32, i64))
 /// smaller or equal f and, its category being picked already, a smaller diversity term, so it
 /// cannot beat the class-0 head (ties included: equal f comes later in id order); the winner is
 /// the class-0 head or a known head of a picked category. Only taken candidates are looked up
-/// in `cats`, typically little more than n of the K·N.
+/// in `cats` (and validated), typically a little more than n of the K·N.
 #[allow(clippy::too_many_arguments)]
 fn greedy_user<I: Id, C: Id>(
     sc: &mut Scratch<I>,
@@ -268,133 +370,55 @@ fn greedy_user<I: Id, C: Id>(
     out_scores: &mut [f32],
 ) -> Result<()> {
     let n = out_items.len();
-    let Scratch {
-        merge,
-        cat_index,
-        item,
-        f,
-        cat,
-        next,
-        count,
-        first,
-        last,
-        classes,
-        nonempty,
-    } = sc;
-    let mut cur = merge.cursor(items, scores, interests, user)?;
-    cat_index.clear_for(items.len());
-    for v in [&mut *cat, &mut *next, &mut *count, &mut *first, &mut *last] {
-        v.clear();
-    }
-    item.clear();
-    f.clear();
-    if classes.len() < n + 2 {
-        classes.resize_with(n + 2, BinaryHeap::new);
-    }
-    let push =
-        |classes: &mut Vec<BinaryHeap<Head>>, nonempty: &mut Vec<u64>, class: usize, h: Head| {
-            classes[class].push(h);
-            nonempty[class / 64] |= 1 << (class % 64);
-        };
-    let mut head0: Option<usize> = None; // the class-0 head
+    let g = &mut sc.greedy;
+    g.start_user(items.len());
+    let mut cur = sc.merge.cursor(items, scores, interests, user)?;
+    let mut head0: Option<u32> = None; // the class-0 head
     let mut exhausted = false;
     let mut m = 0;
     while m < n {
         // 1. Advance the merge to the next item of a category without picks, filing the items of
         //    picked categories met on the way as their categories' known candidates.
         while head0.is_none() && !exhausted {
-            let Some((it, fv)) = cur.next() else {
+            let Some((item, f)) = cur.next() else {
                 exhausted = true;
                 break;
             };
-            let c = category_of(cats, it, "items", user)?;
-            let (local, new) = cat_index.get_or_insert(c, count.len() as u32);
-            let l = local as usize;
-            if new {
-                count.push(0);
-                first.push(NONE);
-                last.push(NONE);
-            }
-            let p = item.len();
-            item.push(it);
-            f.push(fv);
-            cat.push(local);
-            next.push(NONE);
-            if count[l] == 0 {
+            let (p, l) = match g.take(item, f, cats, user) {
+                Ok(taken) => taken,
+                Err(e) => {
+                    g.clear_classes();
+                    return Err(e);
+                }
+            };
+            if g.categories[l].count == 0 {
                 head0 = Some(p);
-            } else if first[l] == NONE {
-                first[l] = p as u32;
-                last[l] = p as u32;
-                let h = Head {
-                    f: fv,
-                    item: it,
-                    pos: p as u32,
-                };
-                push(classes, nonempty, count[l] as usize, h);
             } else {
-                next[last[l] as usize] = p as u32;
-                last[l] = p as u32;
+                g.file(p, l);
             }
         }
         // 2. The best of the class-0 head and each class's best head.
-        let mut best: Option<(usize, usize)> = None; // (class, position)
-        let mut key = (0, 0.0_f32, 0_i64);
+        let mut best = g.best_class_head(lam, m);
         if let Some(p) = head0 {
-            best = Some((0, p));
-            key = (0, f[p], item[p]);
-        }
-        for (w, &word) in nonempty.iter().enumerate() {
-            let mut bits = word;
-            while bits != 0 {
-                let class = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let h = classes[class].peek().expect("nonempty class");
-                let cand = (class, h.f, h.item);
-                if best.is_none() || beats(lam, m, cand, key) {
-                    best = Some((class, h.pos as usize));
-                    key = cand;
-                }
+            if best.is_none_or(|b| g.beats(lam, m, (0, p), b)) {
+                best = Some((0, p));
             }
         }
         let Some((class, pos)) = best else { break };
-        // 3. Pick it; its category moves up one class with its next known candidate.
-        out_items[m] = item[pos];
-        out_scores[m] = f[pos];
+        // 3. Pick it.
+        let t = g.taken[pos as usize];
+        out_items[m] = t.item;
+        out_scores[m] = t.f;
         m += 1;
-        let l = cat[pos] as usize;
-        count[l] = class as u32 + 1;
         if class == 0 {
             head0 = None;
-        } else {
-            classes[class].pop();
-            if classes[class].is_empty() {
-                nonempty[class / 64] &= !(1 << (class % 64));
-            }
-            let nx = next[pos];
-            first[l] = nx;
-            if nx == NONE {
-                last[l] = NONE;
-            } else {
-                let nx = nx as usize;
-                let h = Head {
-                    f: f[nx],
-                    item: item[nx],
-                    pos: nx as u32,
-                };
-                push(classes, nonempty, class + 1, h);
-            }
         }
+        g.pick(class, pos);
     }
     out_items[m..].fill(-1);
     out_scores[m..].fill(f32::NEG_INFINITY);
-    for w in 0..nonempty.len() {
-        let mut bits = nonempty[w];
-        while bits != 0 {
-            classes[w * 64 + bits.trailing_zeros() as usize].clear();
-            bits &= bits - 1;
-        }
-        nonempty[w] = 0;
-    }
+    g.depth = cur.depth();
+    g.clear_classes();
     Ok(())
 }
 

@@ -69,44 +69,138 @@ impl<'a, I: Id> CandidateView<'a, I> {
     }
 }
 
-/// Per-task scratch of the merge; reused across users, nothing allocated per user.
-pub struct MergeScratch<I> {
-    state: MergeState,
-    sorted_items: Vec<I>,
-    sorted_scores: Vec<f32>,
-    row: Vec<(i64, f32)>,
+/// The merge order as one integer: larger key = earlier. The high half is the score mapped to an
+/// unsigned integer with the same order (after `+ 0.0`, so that -0.0 and 0.0 tie), the low half
+/// the complement of the id (a smaller id wins a tie). Keys of real slots are > 0 (scores are
+/// finite and ids >= 0): 0 marks an exhausted row.
+#[inline(always)]
+fn key(score: f32, item: i64) -> u128 {
+    let bits = (score + 0.0).to_bits();
+    // flip every bit of a negative float, only the sign bit of a positive one
+    let ordered = bits ^ ((((bits as i32) >> 31) as u32) | 0x8000_0000);
+    ((ordered as u128) << 64) | (!(item as u64)) as u128
 }
 
-/// The merge's position: one head per row, and the pending tie group.
-struct MergeState {
+#[inline(always)]
+fn key_item(key: u128) -> i64 {
+    !(key as u64) as i64
+}
+
+#[inline(always)]
+fn key_score(key: u128) -> f32 {
+    let ordered = (key >> 64) as u32;
+    let mask = (((!ordered as i32) >> 31) as u32) | 0x8000_0000; // undoes `key`'s flip
+    f32::from_bits(ordered ^ mask)
+}
+
+/// The most rows the merge takes as they are; a user with more is merged as one sorted row.
+pub const MAX_ROWS: usize = 64;
+
+/// The rows' heads and a winner tree over them: `win[j]` is the row with the larger head key in
+/// node j's subtree (leaves are nodes `leaves..2·leaves`). Taking the top and advancing its row
+/// replays one root path, log2 K comparisons with no data-dependent branch, instead of a scan
+/// of all K heads per step. Fixed-size arrays indexed `% MAX_ROWS` (a mask) let the compiler
+/// drop every bounds check from the loop.
+struct Heads {
+    leaves: usize,
+    key: [u128; MAX_ROWS],    // per row: the key of its head slot (0: exhausted)
+    pos: [usize; MAX_ROWS],   // per row: its head slot (an index into the user's arrays)
+    end: [usize; MAX_ROWS],   // per row: one past its last real slot
+    win: [u32; 2 * MAX_ROWS], // the tree
+}
+
+impl Heads {
+    fn new() -> Self {
+        Heads {
+            leaves: 1,
+            key: [0; MAX_ROWS],
+            pos: [0; MAX_ROWS],
+            end: [0; MAX_ROWS],
+            win: [0; 2 * MAX_ROWS],
+        }
+    }
+
+    /// Start over with the rows `start..end` of `(scores, items)` (at most MAX_ROWS of them).
+    fn reset<I: Id>(&mut self, scores: &[f32], items: &[I], rows: &[(usize, usize)]) {
+        let leaves = rows.len().max(1).next_power_of_two();
+        self.leaves = leaves;
+        for r in 0..leaves {
+            let (start, end) = rows.get(r).copied().unwrap_or((0, 0));
+            self.pos[r] = start;
+            self.end[r] = end;
+            self.key[r] = if start < end {
+                key(scores[start], items[start].to_i64())
+            } else {
+                0
+            };
+            self.win[leaves + r] = r as u32;
+        }
+        for j in (1..leaves).rev() {
+            self.win[j] = self.better(self.win[2 * j], self.win[2 * j + 1]);
+        }
+    }
+
+    #[inline(always)]
+    fn better(&self, a: u32, b: u32) -> u32 {
+        let (ka, kb) = (self.key[a as usize % MAX_ROWS], self.key[b as usize % MAX_ROWS]);
+        if ka >= kb {
+            a
+        } else {
+            b
+        }
+    }
+
+    /// The key of the best head; its row moves to its next slot. Call only when `peek() != 0`.
+    #[inline(always)]
+    fn pop<I: Id>(&mut self, scores: &[f32], items: &[I]) -> u128 {
+        let r = self.win[1] as usize % MAX_ROWS;
+        let top = self.key[r];
+        let p = self.pos[r] + 1;
+        self.pos[r] = p;
+        self.key[r] = match (p < self.end[r], scores.get(p), items.get(p)) {
+            (true, Some(&s), Some(&it)) => key(s, it.to_i64()),
+            _ => 0,
+        };
+        let mut j = (self.leaves + r) / 2;
+        while j > 0 {
+            let child = (2 * j) % (2 * MAX_ROWS);
+            self.win[j % (2 * MAX_ROWS)] = self.better(self.win[child], self.win[child + 1]);
+            j /= 2;
+        }
+        top
+    }
+
+    #[inline(always)]
+    fn peek(&self) -> u128 {
+        self.key[self.win[1] as usize % MAX_ROWS]
+    }
+}
+
+/// Per-task scratch of the merge; reused across users, nothing allocated per user.
+pub struct MergeScratch<I> {
     seen: IdMap,
-    heads: Vec<usize>,
-    head_score: Vec<f32>,
-    group: Vec<i64>,
-    group_pos: usize,
-    group_score: f32,
+    heads: Box<Heads>,
+    rows: Vec<(usize, usize)>, // per row: its real slots, start..end
+    sorted_items: Vec<I>,
+    sorted_scores: Vec<f32>,
+    order: Vec<(u128, usize)>,
 }
 
 impl<I: Id> MergeScratch<I> {
     pub fn new(interests: usize, slots: usize) -> Self {
         MergeScratch {
-            state: MergeState {
-                seen: IdMap::with_capacity(interests * slots),
-                heads: Vec::with_capacity(interests),
-                head_score: Vec::with_capacity(interests),
-                group: Vec::new(),
-                group_pos: 0,
-                group_score: 0.0,
-            },
+            seen: IdMap::with_capacity(interests * slots),
+            heads: Box::new(Heads::new()),
+            rows: Vec::with_capacity(interests),
             sorted_items: Vec::new(),
             sorted_scores: Vec::new(),
-            row: Vec::new(),
+            order: Vec::new(),
         }
     }
 
     /// A cursor over user `user`'s distinct candidates `(item, f)` in (f desc, id asc) order.
-    /// Checks the rows first: errors on NaN/inf scores of used slots; unsorted rows are sorted
-    /// into scratch.
+    /// Checks the rows first: errors on NaN/inf scores of used slots; rows that are not in merge
+    /// order (see [`check_rows`]) are sorted into scratch.
     pub fn cursor<'a>(
         &'a mut self,
         items: &'a [I],
@@ -115,201 +209,166 @@ impl<I: Id> MergeScratch<I> {
         user: usize,
     ) -> Result<MergeCursor<'a, I>> {
         let slots = items.len().checked_div(interests).unwrap_or(0);
-        let (items, scores) = if rows_sorted(items, scores, interests, slots, user)? {
+        let in_order = check_rows(items, scores, interests, slots, user, &mut self.rows)?;
+        let (items, scores) = if in_order && interests <= MAX_ROWS {
             (items, scores)
         } else {
-            sort_rows(
-                &mut self.sorted_items,
-                &mut self.sorted_scores,
-                &mut self.row,
-                items,
-                scores,
-                interests,
-                slots,
-            );
+            let user_rows = (items, scores, interests, slots);
+            let (it, sc) = (&mut self.sorted_items, &mut self.sorted_scores);
+            sort_rows(it, sc, &mut self.order, &mut self.rows, user_rows);
             (&self.sorted_items[..], &self.sorted_scores[..])
         };
-        let st = &mut self.state;
-        st.seen.clear_for(interests * slots);
-        st.heads.clear();
-        st.head_score.clear();
-        st.group.clear();
-        st.group_pos = 0;
-        for r in 0..interests {
-            let end = (r + 1) * slots;
-            let p = next_valid(items, r * slots, end);
-            st.heads.push(p);
-            // Scores of non-empty slots are finite, so -inf marks an exhausted row.
-            st.head_score.push(if p < end {
-                scores[p]
-            } else {
-                f32::NEG_INFINITY
-            });
-        }
+        self.seen.clear_for(interests * slots);
+        self.heads.reset(scores, items, &self.rows);
         Ok(MergeCursor {
             items,
             scores,
-            slots,
-            st,
+            seen: &mut self.seen,
+            heads: &mut self.heads,
+            rows: &self.rows,
         })
     }
 }
 
-/// See [`MergeScratch::cursor`]. Emitted scores get `+ 0.0` so that -0.0 becomes 0.0: equal
-/// scores then also compare equal in total orders.
+/// See [`MergeScratch::cursor`]. Emitted scores are normalised by `+ 0.0` (-0.0 becomes 0.0).
 pub struct MergeCursor<'a, I> {
     items: &'a [I],
     scores: &'a [f32],
-    slots: usize,
-    st: &'a mut MergeState,
+    seen: &'a mut IdMap,
+    heads: &'a mut Heads,
+    rows: &'a [(usize, usize)],
 }
 
 impl<I: Id> MergeCursor<'_, I> {
-    #[inline(always)]
-    fn advance(&mut self, r: usize) {
-        let end = (r + 1) * self.slots;
-        let p = next_valid(self.items, self.st.heads[r] + 1, end);
-        self.st.heads[r] = p;
-        self.st.head_score[r] = if p < end {
-            self.scores[p]
-        } else {
-            f32::NEG_INFINITY
-        };
-    }
-
     /// The next distinct candidate, or None when all rows are exhausted.
     #[inline(always)]
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<(i64, f32)> {
         loop {
-            if self.st.group_pos < self.st.group.len() {
-                let item = self.st.group[self.st.group_pos];
-                self.st.group_pos += 1;
-                if self.st.seen.insert(item) {
-                    return Some((item, self.st.group_score));
-                }
-                continue;
-            }
-            if self.st.head_score.is_empty() {
+            if self.heads.peek() == 0 {
                 return None;
             }
-            // Branch-free max over the heads: which row wins is data-dependent, unpredictable.
-            let hs = &self.st.head_score;
-            let mut best = 0;
-            let mut bs = hs[0];
-            for (r, &s) in hs.iter().enumerate().skip(1) {
-                let gt = s > bs;
-                bs = if gt { s } else { bs };
-                best = if gt { r } else { best };
+            let k = self.heads.pop(self.scores, self.items);
+            let item = key_item(k);
+            if self.seen.insert(item) {
+                return Some((item, key_score(k)));
             }
-            if bs == f32::NEG_INFINITY {
-                return None; // every row exhausted
-            }
-            let tie = hs.iter().map(|&s| (s == bs) as u32).sum::<u32>() > 1;
-            self.st.group.clear();
-            self.st.group_pos = 0;
-            if !tie {
-                let item = self.items[self.st.heads[best]].to_i64();
-                self.advance(best);
-                if self.st.head_score[best] != bs {
-                    // The common case: a unique best head.
-                    if self.st.seen.insert(item) {
-                        return Some((item, bs + 0.0));
-                    }
-                    continue;
-                }
-                self.st.group.push(item);
-            }
-            // Several slots share the best score: queue them all, by id.
-            for r in 0..self.st.heads.len() {
-                while self.st.head_score[r] == bs {
-                    let item = self.items[self.st.heads[r]].to_i64();
-                    self.st.group.push(item);
-                    self.advance(r);
-                }
-            }
-            self.st.group.sort_unstable();
-            self.st.group_score = bs + 0.0;
         }
+    }
+
+    /// The most slots any row has consumed so far.
+    pub fn depth(&self) -> usize {
+        let used = self.rows.iter().enumerate();
+        used.map(|(r, &(start, _))| self.heads.pos[r] - start).max().unwrap_or(0)
     }
 }
 
-/// Whether every row is sorted by score descending, ignoring empty slots (item < 0); errors on a
-/// non-finite score in a non-empty slot.
-fn rows_sorted<I: Id>(
+/// Check one user's rows and record each row's real slots in `rows` (start..end). True when
+/// every row is in merge order: real slots first, sorted by (score desc, id asc); false when some
+/// row must be sorted first. Errors on a non-finite score in a real slot (item >= 0), the first
+/// in row-major order. Retrieval output (strictly decreasing scores, no empty slot) passes the
+/// first, branch-free test; the rest (ties, empty slots, errors) takes the exact scalar one.
+fn check_rows<I: Id>(
     items: &[I],
     scores: &[f32],
     interests: usize,
     slots: usize,
     user: usize,
+    rows: &mut Vec<(usize, usize)>,
 ) -> Result<bool> {
-    let mut sorted = true;
+    rows.clear();
+    let mut in_order = true;
     for r in 0..interests {
-        let mut last = f32::INFINITY;
-        let row = r * slots..(r + 1) * slots;
-        for (j, (&it, &s)) in items[row.clone()].iter().zip(&scores[row]).enumerate() {
-            if it.to_i64() >= 0 {
-                if !s.is_finite() {
-                    return Err(CoreError::BadScore {
-                        user,
-                        interest: r,
-                        slot: j,
-                        value: s,
-                    });
-                }
-                sorted &= s <= last;
-                last = s;
-            }
+        let start = r * slots;
+        let (it, sc) = (&items[start..start + slots], &scores[start..start + slots]);
+        if all_real(it) && finite_strictly_decreasing(sc) {
+            rows.push((start, start + slots));
+            continue;
         }
+        let (real, ordered) = check_row_exactly(it, sc, r, user)?;
+        rows.push((start, start + real));
+        in_order &= ordered;
     }
-    Ok(sorted)
+    Ok(in_order)
 }
 
-/// Copy the rows into scratch, each sorted by (score desc, id asc), empty slots last.
+#[inline]
+fn all_real<I: Id>(items: &[I]) -> bool {
+    items.iter().fold(0, |acc, &x| acc | x.to_i64()) >= 0
+}
+
+/// All scores finite and each smaller than the previous (written to vectorise: no early exit).
+#[inline]
+fn finite_strictly_decreasing(scores: &[f32]) -> bool {
+    let finite = scores.iter().fold(true, |ok, s| ok & (s.abs() < f32::INFINITY));
+    let pairs = scores.iter().zip(scores.iter().skip(1));
+    finite & pairs.fold(true, |ok, (a, b)| ok & (a > b))
+}
+
+/// The exact check of one row: (real slots, whether they come first and in merge order).
+fn check_row_exactly<I: Id>(
+    items: &[I],
+    scores: &[f32],
+    interest: usize,
+    user: usize,
+) -> Result<(usize, bool)> {
+    let (mut real, mut ordered, mut gap) = (0, true, false);
+    let mut last = u128::MAX;
+    for (slot, (&it, &value)) in items.iter().zip(scores).enumerate() {
+        let item = it.to_i64();
+        if item < 0 {
+            gap = true;
+            continue;
+        }
+        if !value.is_finite() {
+            return Err(CoreError::BadScore {
+                user,
+                interest,
+                slot,
+                value,
+            });
+        }
+        let k = key(value, item);
+        ordered &= !gap && k <= last;
+        last = k;
+        real += 1;
+    }
+    Ok((real, ordered))
+}
+
+/// Copy the rows into scratch in merge order, real slots only, and record them in `rows` (the
+/// slow path for rows that come in another order). Beyond MAX_ROWS rows, all candidates are
+/// sorted as one row.
 fn sort_rows<I: Id>(
     out_items: &mut Vec<I>,
     out_scores: &mut Vec<f32>,
-    row: &mut Vec<(i64, f32)>,
-    items: &[I],
-    scores: &[f32],
-    interests: usize,
-    slots: usize,
+    order: &mut Vec<(u128, usize)>,
+    rows: &mut Vec<(usize, usize)>,
+    (items, scores, interests, slots): (&[I], &[f32], usize, usize),
 ) {
+    let (groups, width) = if interests <= MAX_ROWS {
+        (interests, slots)
+    } else {
+        (1, interests * slots)
+    };
     out_items.clear();
     out_scores.clear();
-    for r in 0..interests {
-        row.clear();
-        for j in r * slots..(r + 1) * slots {
+    rows.clear();
+    for g in 0..groups {
+        order.clear();
+        for j in g * width..(g + 1) * width {
             if items[j].to_i64() >= 0 {
-                row.push((j as i64, scores[j]));
+                order.push((key(scores[j], items[j].to_i64()), j));
             }
         }
-        // Keys are (score desc, item asc); `row` holds the slot index to recover the typed item.
-        row.sort_unstable_by(|a, b| {
-            b.1.total_cmp(&a.1).then(
-                items[a.0 as usize]
-                    .to_i64()
-                    .cmp(&items[b.0 as usize].to_i64()),
-            )
-        });
-        for &(j, s) in row.iter() {
-            out_items.push(items[j as usize]);
-            out_scores.push(s);
-        }
-        for _ in row.len()..slots {
-            out_items.push(I::EMPTY);
-            out_scores.push(f32::NEG_INFINITY);
+        order.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        let start = out_items.len();
+        rows.push((start, start + order.len()));
+        for &(_, j) in order.iter() {
+            out_items.push(items[j]);
+            out_scores.push(scores[j]);
         }
     }
-}
-
-/// Position of the first non-empty slot in `p..end` (or `end`).
-#[inline(always)]
-fn next_valid<I: Id>(items: &[I], mut p: usize, end: usize) -> usize {
-    while p < end && items[p].to_i64() < 0 {
-        p += 1;
-    }
-    p
 }
 
 /// λ = 0 for one user: the `out_items.len()` items of largest f (ties: smaller id), padded with

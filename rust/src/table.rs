@@ -1,6 +1,7 @@
-//! A tiny open-addressing hash map from i64 keys (item or category ids) to u32 values, reused
-//! across users without clearing: each slot carries the generation that wrote it, so `clear` is
-//! O(1) and the hot loops allocate nothing. It lives in per-task scratch and stays in L1/L2.
+//! Per-user lookup tables reused across users without clearing: each entry carries the
+//! generation that wrote it, so `clear` is O(1) and the hot loops allocate nothing. They live in
+//! per-task scratch and stay in L1/L2. [`IdMap`]: a tiny open-addressing hash map from i64 keys
+//! (item or category ids) to u32 values; [`DenseIndex`]: ids to dense indices 0, 1, 2, ...
 
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -125,6 +126,63 @@ impl IdMap {
     }
 }
 
+/// Dense per-user indices 0, 1, 2, ... for ids met in order (categories): a direct-mapped table
+/// for ids below [`DIRECT_IDS`] (one load and compare: category ids are usually small and
+/// dense), the hash map above. Cleared in O(1) per user by a generation stamp, like [`IdMap`].
+pub struct DenseIndex {
+    direct: Vec<(u32, u32)>, // id -> (generation, index); grown to the largest id seen
+    generation: u32,
+    map: IdMap,
+    len: u32,
+}
+
+/// Ids below this use the direct table (at most 512 KiB per task).
+pub const DIRECT_IDS: usize = 1 << 16;
+
+impl DenseIndex {
+    pub fn new(capacity: usize) -> Self {
+        DenseIndex {
+            direct: Vec::new(),
+            generation: 1,
+            map: IdMap::with_capacity(capacity),
+            len: 0,
+        }
+    }
+
+    /// Forget all ids; at most `capacity` new ones follow.
+    #[inline]
+    pub fn clear_for(&mut self, capacity: usize) {
+        self.map.clear_for(capacity);
+        self.len = 0;
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.direct.fill((0, 0));
+            self.generation = 1;
+        }
+    }
+
+    /// The index of `id`, assigning the next one if `id` is new. Returns (index, new).
+    #[inline]
+    pub fn get_or_insert(&mut self, id: i64) -> (u32, bool) {
+        let i = id as u64 as usize; // negative ids become huge and go to the map
+        if i >= self.direct.len() {
+            if i >= DIRECT_IDS {
+                let (index, new) = self.map.get_or_insert(id, self.len);
+                self.len += new as u32;
+                return (index, new);
+            }
+            self.direct.resize((i + 1).next_power_of_two(), (0, 0)); // rare: a larger id
+        }
+        let e = &mut self.direct[i];
+        if e.0 == self.generation {
+            return (e.1, false);
+        }
+        *e = (self.generation, self.len);
+        self.len += 1;
+        (self.len - 1, true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +206,27 @@ mod tests {
             assert_eq!(m.get(-50 + round), Some(1000));
             assert_eq!(m.len(), 100);
         }
+    }
+
+    #[test]
+    fn dense_index_numbers_ids_in_order_of_arrival() {
+        let mut d = DenseIndex::new(8);
+        for round in 0..3 {
+            d.clear_for(8);
+            let ids = [5_i64, 70_000, 5, -3, 0, 70_000, 1 << 40, round];
+            let got: Vec<(u32, bool)> = ids.iter().map(|&i| d.get_or_insert(i)).collect();
+            let fresh = |k: u32| (k, true);
+            let mut want = vec![fresh(0), fresh(1), (0, false), fresh(2), fresh(3), (1, false)];
+            want.push(fresh(4));
+            want.push(match round {
+                0 => (3, false),
+                _ => fresh(5),
+            });
+            assert_eq!(got, want, "round {round}");
+        }
+        d.generation = u32::MAX;
+        d.clear_for(2);
+        assert_eq!(d.get_or_insert(5), (0, true));
     }
 
     #[test]
