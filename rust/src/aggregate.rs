@@ -119,11 +119,11 @@ pub fn aggregate<I: Id, C: Id>(
             .zip(out_scores.par_chunks_mut(per_task))
             .enumerate()
             .try_for_each_init(
-                || Scratch::new(k, slots, n),
+                || Scratch::new(k, slots, n, lam),
                 |sc, (t, (oi, os))| run_task(sc, t, oi, os),
             )?;
     } else if users > 0 {
-        let mut sc = Scratch::new(k, slots, n);
+        let mut sc = Scratch::new(k, slots, n, lam);
         for (t, (oi, os)) in out_items
             .chunks_mut(per_task)
             .zip(out_scores.chunks_mut(per_task))
@@ -171,10 +171,11 @@ struct Scratch<I> {
 }
 
 impl<I: Id> Scratch<I> {
-    fn new(interests: usize, slots: usize, n: usize) -> Self {
+    fn new(interests: usize, slots: usize, n: usize, lam: Lambda) -> Self {
+        let depth = slots.min(n.div_ceil(interests.max(1)));
         Scratch {
             merge: MergeScratch::new(interests, slots),
-            greedy: Greedy::new(interests * slots, n, slots.min(n.div_ceil(interests.max(1)))),
+            greedy: Greedy::new(interests * slots, n, lam, depth),
         }
     }
 }
@@ -208,12 +209,18 @@ struct Greedy {
     // class with candidates. Class 0 is a single head, see `greedy_user`.
     classes: Vec<BinaryHeap<Reverse<u32>>>,
     nonempty: Vec<u64>,
-    depth: usize, // how deep the merge went for the last user: the prefetch depth
+    lam_times: Vec<f64>, // λ·d for d = 0..=n (finite λ): the same float64 products, computed once
+    depth: usize,        // how deep the merge went for the last user: the prefetch depth
 }
 
 impl Greedy {
-    fn new(candidates: usize, n: usize, depth: usize) -> Self {
+    fn new(candidates: usize, n: usize, lam: Lambda, depth: usize) -> Self {
+        let lam_times = match lam {
+            Lambda::Finite(l) => (0..=n).map(|d| l * d as f64).collect(),
+            _ => Vec::new(),
+        };
         Greedy {
+            lam_times,
             local: DenseIndex::new(candidates),
             taken: Vec::with_capacity(candidates),
             categories: Vec::with_capacity(candidates),
@@ -272,18 +279,28 @@ impl Greedy {
         self.nonempty[class / 64] |= 1 << (class % 64);
     }
 
-    /// The best head over the classes c >= 1, as (class, position).
+    /// A candidate for pick number `picked` (|S| = `picked`): position `pos` in class `class`.
     #[inline]
-    fn best_class_head(&self, lam: Lambda, picked: usize) -> Option<(usize, u32)> {
-        let mut best: Option<(usize, u32)> = None;
+    fn contender(&self, picked: usize, class: usize, pos: u32) -> Contender {
+        let f = self.taken[pos as usize].f;
+        // gain = f + λ·(|S| − count_S(cat)) in float64 (SPEC §5); λ·d comes from a table
+        let gain = f as f64 + self.lam_times.get(picked - class).copied().unwrap_or(0.0);
+        Contender { class, pos, gain }
+    }
+
+    /// The best head over the classes c >= 1.
+    #[inline]
+    fn best_class_head(&self, lam: Lambda, picked: usize) -> Option<Contender> {
+        let mut best: Option<Contender> = None;
         for (w, &word) in self.nonempty.iter().enumerate() {
             let mut bits = word;
             while bits != 0 {
                 let class = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                let p = self.classes[class].peek().expect("nonempty class").0;
-                if best.is_none_or(|b| self.beats(lam, picked, (class, p), b)) {
-                    best = Some((class, p));
+                let pos = self.classes[class].peek().expect("nonempty class").0;
+                let c = self.contender(picked, class, pos);
+                if best.is_none_or(|b| c.beats(&b, lam)) {
+                    best = Some(c);
                 }
                 if lam == Lambda::Inf {
                     return best; // the lowest class wins outright
@@ -291,24 +308,6 @@ impl Greedy {
             }
         }
         best
-    }
-
-    /// Whether candidate `a` beats `b` when |S| = `picked`; a candidate is (class, position),
-    /// class = the number of picked items of its category.
-    #[inline]
-    fn beats(&self, lam: Lambda, picked: usize, a: (usize, u32), b: (usize, u32)) -> bool {
-        let by_gain = match lam {
-            // maximise the diversity term |S| - class first
-            Lambda::Inf => b.0.cmp(&a.0),
-            Lambda::Finite(l) => {
-                let gain_a = gain(self.taken[a.1 as usize].f, l, picked - a.0);
-                let gain_b = gain(self.taken[b.1 as usize].f, l, picked - b.0);
-                gain_a.partial_cmp(&gain_b).unwrap_or(Ordering::Equal)
-            }
-            Lambda::Zero => Ordering::Equal,
-        };
-        // then the larger f, then the smaller id: the earlier position in merge order
-        by_gain.then(b.1.cmp(&a.1)) == Ordering::Greater
     }
 
     /// Pick the candidate at `pos` of class `class`: its category moves up one class, with its
@@ -345,10 +344,26 @@ impl Greedy {
     }
 }
 
-/// gain = f + λ·(|S| − count_S(cat)), in float64 (SPEC §5).
-#[inline(always)]
-fn gain(f: f32, lam: f64, diversity: usize) -> f64 {
-    f as f64 + lam * diversity as f64
+/// A candidate for the next pick: the head `pos` of class `class` (the number of picked items
+/// of its category) and its gain (finite λ only).
+#[derive(Clone, Copy)]
+struct Contender {
+    class: usize,
+    pos: u32,
+    gain: f64,
+}
+
+impl Contender {
+    /// Algorithm 2's order: the larger gain (λ = inf: the larger diversity term |S| − class),
+    /// then the larger f, then the smaller id, i.e. the earlier position in merge order.
+    #[inline]
+    fn beats(&self, other: &Contender, lam: Lambda) -> bool {
+        let earlier = self.pos < other.pos;
+        match lam {
+            Lambda::Inf => self.class < other.class || (self.class == other.class && earlier),
+            _ => self.gain > other.gain || (self.gain == other.gain && earlier),
+        }
+    }
 }
 
 /// Algorithm 2 for one user. The merge is consumed lazily: it is advanced only until it yields
@@ -400,11 +415,12 @@ fn greedy_user<I: Id, C: Id>(
         // 2. The best of the class-0 head and each class's best head.
         let mut best = g.best_class_head(lam, m);
         if let Some(p) = head0 {
-            if best.is_none_or(|b| g.beats(lam, m, (0, p), b)) {
-                best = Some((0, p));
+            let c = g.contender(m, 0, p);
+            if best.is_none_or(|b| c.beats(&b, lam)) {
+                best = Some(c);
             }
         }
-        let Some((class, pos)) = best else { break };
+        let Some(Contender { class, pos, .. }) = best else { break };
         // 3. Pick it.
         let t = g.taken[pos as usize];
         out_items[m] = t.item;
