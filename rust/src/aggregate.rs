@@ -11,7 +11,7 @@
 //! the merge is consumed lazily (see `greedy_user`): only the candidates it reaches are looked up
 //! in `cats` (validated then), typically a little more than n of the K·N.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
@@ -93,7 +93,7 @@ pub fn aggregate<I: Id, C: Id>(
     let (k, slots) = (cands.interests, cands.slots);
 
     let run_task =
-        |sc: &mut Scratch<I>, task: usize, oi: &mut [i64], os: &mut [f32]| -> Result<()> {
+        |sc: &mut Scratch, task: usize, oi: &mut [i64], os: &mut [f32]| -> Result<()> {
             let u0 = task * USERS_PER_TASK;
             for (du, (oi, os)) in oi.chunks_mut(n).zip(os.chunks_mut(n)).enumerate() {
                 let u = u0 + du;
@@ -165,12 +165,12 @@ fn prefetch_categories<I: Id, C: Id>(items: &[I], slots: usize, depth: usize, ca
 }
 
 /// Per-task scratch, reused across users.
-struct Scratch<I> {
-    merge: MergeScratch<I>,
+struct Scratch {
+    merge: MergeScratch,
     greedy: Greedy,
 }
 
-impl<I: Id> Scratch<I> {
+impl Scratch {
     fn new(interests: usize, slots: usize, n: usize, lam: Lambda) -> Self {
         let depth = slots.min(n.div_ceil(interests.max(1)));
         Scratch {
@@ -374,7 +374,7 @@ impl Contender {
 /// in `cats` (and validated), typically a little more than n of the K·N.
 #[allow(clippy::too_many_arguments)]
 fn greedy_user<I: Id, C: Id>(
-    sc: &mut Scratch<I>,
+    sc: &mut Scratch,
     items: &[I],
     scores: &[f32],
     interests: usize,
@@ -441,6 +441,7 @@ fn greedy_user<I: Id, C: Id>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Ordering;
 
     /// The literal Algorithm 2 (O(n·D·|S|)): the oracle for the class-based greedy.
     fn brute(

@@ -2,10 +2,12 @@
 //! items in the order of SPEC §5: f descending (f = the item's best score over its slots, eq. 11),
 //! ties by the smaller item id. λ = 0 aggregation is this merge stopped after n distinct items.
 //!
-//! Retrieval returns each row sorted by score, so the merge only advances K row heads. Rows may
-//! hold equal scores in any id order (Faiss does not order ties), so equal-scored heads are
-//! gathered into a tie group and emitted by id. A row that is not sorted (checked per user, which
-//! also rejects NaN/inf scores) is sorted into scratch first: slower, still exact.
+//! Each slot becomes one u64 key whose integer order is the merge order (score, then id), and
+//! each row a run of keys ended by a 0 sentinel; the merge then only compares integers. Retrieval
+//! returns each row sorted by score, so one branch-free pass checks the rows and writes the keys;
+//! a row in another order (ties in any id order, empty slots inside, NaN/inf scores: those are
+//! errors) takes an exact scalar path and is sorted: slower, still exact. Ids of 2^32 and above
+//! are replaced by their rank among the user's ids (the order is the same) and mapped back.
 
 use crate::error::{CoreError, Result};
 use crate::table::IdMap;
@@ -69,26 +71,27 @@ impl<'a, I: Id> CandidateView<'a, I> {
     }
 }
 
-/// The merge order as one integer: larger key = earlier. The high half is the score mapped to an
-/// unsigned integer with the same order (after `+ 0.0`, so that -0.0 and 0.0 tie), the low half
-/// the complement of the id (a smaller id wins a tie). Keys of real slots are > 0 (scores are
-/// finite and ids >= 0): 0 marks an exhausted row.
+
+/// The merge order as one integer, larger = earlier: the score mapped to an unsigned integer of
+/// the same order (after `+ 0.0`, so that -0.0 and 0.0 tie) in the high half, the complement of
+/// the id's code in the low half (a smaller id wins a tie). Keys of real slots are > 2^55
+/// (scores are finite); 0 ends a row.
 #[inline(always)]
-fn key(score: f32, item: i64) -> u128 {
+fn key(score: f32, code: u32) -> u64 {
     let bits = (score + 0.0).to_bits();
     // flip every bit of a negative float, only the sign bit of a positive one
     let ordered = bits ^ ((((bits as i32) >> 31) as u32) | 0x8000_0000);
-    ((ordered as u128) << 64) | (!(item as u64)) as u128
+    ((ordered as u64) << 32) | (!code) as u64
 }
 
 #[inline(always)]
-fn key_item(key: u128) -> i64 {
-    !(key as u64) as i64
+fn key_code(key: u64) -> u32 {
+    !(key as u32)
 }
 
 #[inline(always)]
-fn key_score(key: u128) -> f32 {
-    let ordered = (key >> 64) as u32;
+fn key_score(key: u64) -> f32 {
+    let ordered = (key >> 32) as u32;
     let mask = (((!ordered as i32) >> 31) as u32) | 0x8000_0000; // undoes `key`'s flip
     f32::from_bits(ordered ^ mask)
 }
@@ -96,205 +99,113 @@ fn key_score(key: u128) -> f32 {
 /// The most rows the merge takes as they are; a user with more is merged as one sorted row.
 pub const MAX_ROWS: usize = 64;
 
-/// The rows' heads and a winner tree over them: `win[j]` is the row with the larger head key in
-/// node j's subtree (leaves are nodes `leaves..2·leaves`). Taking the top and advancing its row
-/// replays one root path, log2 K comparisons with no data-dependent branch, instead of a scan
-/// of all K heads per step. Fixed-size arrays indexed `% MAX_ROWS` (a mask) let the compiler
-/// drop every bounds check from the loop.
-struct Heads {
-    leaves: usize,
-    key: [u128; MAX_ROWS],    // per row: the key of its head slot (0: exhausted)
-    pos: [usize; MAX_ROWS],   // per row: its head slot (an index into the user's arrays)
-    end: [usize; MAX_ROWS],   // per row: one past its last real slot
-    win: [u32; 2 * MAX_ROWS], // the tree
+/// One user's rows as runs of keys, each in merge order and ended by a 0 sentinel.
+struct Runs {
+    keys: Vec<u64>,
+    starts: Vec<usize>, // per row: the index of its first key
+    ids: Vec<i64>,      // code -> id when the user has ids >= 2^32 (empty: code = id)
+    real: Vec<(u64, usize)>,
 }
 
-impl Heads {
+impl Runs {
     fn new() -> Self {
-        Heads {
-            leaves: 1,
-            key: [0; MAX_ROWS],
-            pos: [0; MAX_ROWS],
-            end: [0; MAX_ROWS],
-            win: [0; 2 * MAX_ROWS],
-        }
-    }
-
-    /// Start over with the rows `start..end` of `(scores, items)` (at most MAX_ROWS of them).
-    fn reset<I: Id>(&mut self, scores: &[f32], items: &[I], rows: &[(usize, usize)]) {
-        let leaves = rows.len().max(1).next_power_of_two();
-        self.leaves = leaves;
-        for r in 0..leaves {
-            let (start, end) = rows.get(r).copied().unwrap_or((0, 0));
-            self.pos[r] = start;
-            self.end[r] = end;
-            self.key[r] = if start < end {
-                key(scores[start], items[start].to_i64())
-            } else {
-                0
-            };
-            self.win[leaves + r] = r as u32;
-        }
-        for j in (1..leaves).rev() {
-            self.win[j] = self.better(self.win[2 * j], self.win[2 * j + 1]);
+        Runs {
+            keys: Vec::new(),
+            starts: Vec::new(),
+            ids: Vec::new(),
+            real: Vec::new(),
         }
     }
 
     #[inline(always)]
-    fn better(&self, a: u32, b: u32) -> u32 {
-        let (ka, kb) = (self.key[a as usize % MAX_ROWS], self.key[b as usize % MAX_ROWS]);
-        if ka >= kb {
-            a
-        } else {
-            b
+    fn item(&self, code: u32) -> i64 {
+        match self.ids.get(code as usize) {
+            Some(&id) => id,
+            None => code as i64,
         }
     }
 
-    /// The key of the best head; its row moves to its next slot. Call only when `peek() != 0`.
-    #[inline(always)]
-    fn pop<I: Id>(&mut self, scores: &[f32], items: &[I]) -> u128 {
-        let r = self.win[1] as usize % MAX_ROWS;
-        let top = self.key[r];
-        let p = self.pos[r] + 1;
-        self.pos[r] = p;
-        self.key[r] = match (p < self.end[r], scores.get(p), items.get(p)) {
-            (true, Some(&s), Some(&it)) => key(s, it.to_i64()),
-            _ => 0,
-        };
-        let mut j = (self.leaves + r) / 2;
-        while j > 0 {
-            let child = (2 * j) % (2 * MAX_ROWS);
-            self.win[j % (2 * MAX_ROWS)] = self.better(self.win[child], self.win[child + 1]);
-            j /= 2;
+    /// Check user `user`'s rows and write their keys. Errors on a non-finite score in a real
+    /// slot (item >= 0), the first in row-major order, as the check of every row does.
+    fn build<I: Id>(&mut self, items: &[I], scores: &[f32], rows: usize, user: usize) -> Result<()> {
+        let slots = items.len().checked_div(rows).unwrap_or(0);
+        self.keys.clear();
+        self.starts.clear();
+        self.ids.clear();
+        for r in 0..rows {
+            let span = r * slots..(r + 1) * slots;
+            let (it, sc) = (&items[span.clone()], &scores[span]);
+            if !(narrow_real(it) && finite_strictly_decreasing(sc)) || rows > MAX_ROWS {
+                return self.build_exactly(items, scores, rows, user);
+            }
+            self.starts.push(self.keys.len());
+            let keys = it.iter().zip(sc).map(|(&i, &s)| key(s, i.to_i64() as u32));
+            self.keys.extend(keys);
+            self.keys.push(0);
         }
-        top
+        Ok(())
     }
 
-    #[inline(always)]
-    fn peek(&self) -> u128 {
-        self.key[self.win[1] as usize % MAX_ROWS]
-    }
-}
-
-/// Per-task scratch of the merge; reused across users, nothing allocated per user.
-pub struct MergeScratch<I> {
-    seen: IdMap,
-    heads: Box<Heads>,
-    rows: Vec<(usize, usize)>, // per row: its real slots, start..end
-    sorted_items: Vec<I>,
-    sorted_scores: Vec<f32>,
-    order: Vec<(u128, usize)>,
-}
-
-impl<I: Id> MergeScratch<I> {
-    pub fn new(interests: usize, slots: usize) -> Self {
-        MergeScratch {
-            seen: IdMap::with_capacity(interests * slots),
-            heads: Box::new(Heads::new()),
-            rows: Vec::with_capacity(interests),
-            sorted_items: Vec::new(),
-            sorted_scores: Vec::new(),
-            order: Vec::new(),
-        }
-    }
-
-    /// A cursor over user `user`'s distinct candidates `(item, f)` in (f desc, id asc) order.
-    /// Checks the rows first: errors on NaN/inf scores of used slots; rows that are not in merge
-    /// order (see [`check_rows`]) are sorted into scratch.
-    pub fn cursor<'a>(
-        &'a mut self,
-        items: &'a [I],
-        scores: &'a [f32],
-        interests: usize,
+    /// The exact path: validate every real slot, give ids >= 2^32 rank codes, sort each row's
+    /// keys (beyond MAX_ROWS rows, all keys as one row).
+    fn build_exactly<I: Id>(
+        &mut self,
+        items: &[I],
+        scores: &[f32],
+        rows: usize,
         user: usize,
-    ) -> Result<MergeCursor<'a, I>> {
-        let slots = items.len().checked_div(interests).unwrap_or(0);
-        let in_order = check_rows(items, scores, interests, slots, user, &mut self.rows)?;
-        let (items, scores) = if in_order && interests <= MAX_ROWS {
-            (items, scores)
-        } else {
-            let user_rows = (items, scores, interests, slots);
-            let (it, sc) = (&mut self.sorted_items, &mut self.sorted_scores);
-            sort_rows(it, sc, &mut self.order, &mut self.rows, user_rows);
-            (&self.sorted_items[..], &self.sorted_scores[..])
-        };
-        self.seen.clear_for(interests * slots);
-        self.heads.reset(scores, items, &self.rows);
-        Ok(MergeCursor {
-            items,
-            scores,
-            seen: &mut self.seen,
-            heads: &mut self.heads,
-            rows: &self.rows,
-        })
-    }
-}
-
-/// See [`MergeScratch::cursor`]. Emitted scores are normalised by `+ 0.0` (-0.0 becomes 0.0).
-pub struct MergeCursor<'a, I> {
-    items: &'a [I],
-    scores: &'a [f32],
-    seen: &'a mut IdMap,
-    heads: &'a mut Heads,
-    rows: &'a [(usize, usize)],
-}
-
-impl<I: Id> MergeCursor<'_, I> {
-    /// The next distinct candidate, or None when all rows are exhausted.
-    #[inline(always)]
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Option<(i64, f32)> {
-        loop {
-            if self.heads.peek() == 0 {
-                return None;
-            }
-            let k = self.heads.pop(self.scores, self.items);
-            let item = key_item(k);
-            if self.seen.insert(item) {
-                return Some((item, key_score(k)));
+    ) -> Result<()> {
+        let slots = items.len().checked_div(rows).unwrap_or(0);
+        self.real.clear();
+        for (j, (&it, &value)) in items.iter().zip(scores).enumerate() {
+            if it.to_i64() >= 0 {
+                if !value.is_finite() {
+                    let (interest, slot) = (j / slots, j % slots);
+                    return Err(CoreError::BadScore {
+                        user,
+                        interest,
+                        slot,
+                        value,
+                    });
+                }
+                self.real.push((0, j));
             }
         }
-    }
-
-    /// The most slots any row has consumed so far.
-    pub fn depth(&self) -> usize {
-        let used = self.rows.iter().enumerate();
-        used.map(|(r, &(start, _))| self.heads.pos[r] - start).max().unwrap_or(0)
-    }
-}
-
-/// Check one user's rows and record each row's real slots in `rows` (start..end). True when
-/// every row is in merge order: real slots first, sorted by (score desc, id asc); false when some
-/// row must be sorted first. Errors on a non-finite score in a real slot (item >= 0), the first
-/// in row-major order. Retrieval output (strictly decreasing scores, no empty slot) passes the
-/// first, branch-free test; the rest (ties, empty slots, errors) takes the exact scalar one.
-fn check_rows<I: Id>(
-    items: &[I],
-    scores: &[f32],
-    interests: usize,
-    slots: usize,
-    user: usize,
-    rows: &mut Vec<(usize, usize)>,
-) -> Result<bool> {
-    rows.clear();
-    let mut in_order = true;
-    for r in 0..interests {
-        let start = r * slots;
-        let (it, sc) = (&items[start..start + slots], &scores[start..start + slots]);
-        if all_real(it) && finite_strictly_decreasing(sc) {
-            rows.push((start, start + slots));
-            continue;
+        self.ids.clear();
+        if self.real.iter().any(|&(_, j)| items[j].to_i64() > u32::MAX as i64) {
+            self.ids.extend(self.real.iter().map(|&(_, j)| items[j].to_i64()));
+            self.ids.sort_unstable();
+            self.ids.dedup();
         }
-        let (real, ordered) = check_row_exactly(it, sc, r, user)?;
-        rows.push((start, start + real));
-        in_order &= ordered;
+        for (k, j) in self.real.iter_mut() {
+            let id = items[*j].to_i64();
+            let code = match self.ids.binary_search(&id) {
+                Ok(rank) if !self.ids.is_empty() => rank as u32,
+                _ => id as u32,
+            };
+            *k = key(scores[*j], code);
+        }
+        let width = if rows > MAX_ROWS { rows * slots } else { slots };
+        self.keys.clear();
+        self.starts.clear();
+        for row in self.real.chunk_by_mut(|a, b| a.1 / width.max(1) == b.1 / width.max(1)) {
+            row.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            while self.starts.len() < row[0].1 / width.max(1) {
+                self.starts.push(self.keys.len()); // rows without a real slot
+                self.keys.push(0);
+            }
+            self.starts.push(self.keys.len());
+            self.keys.extend(row.iter().map(|&(k, _)| k));
+            self.keys.push(0);
+        }
+        Ok(())
     }
-    Ok(in_order)
 }
 
+/// All ids real (>= 0) and below 2^32 (written to vectorise: no early exit).
 #[inline]
-fn all_real<I: Id>(items: &[I]) -> bool {
-    items.iter().fold(0, |acc, &x| acc | x.to_i64()) >= 0
+fn narrow_real<I: Id>(items: &[I]) -> bool {
+    items.iter().fold(0, |acc, &x| acc | x.to_i64()) as u64 <= u32::MAX as u64
 }
 
 /// All scores finite and each smaller than the previous (written to vectorise: no early exit).
@@ -305,76 +216,144 @@ fn finite_strictly_decreasing(scores: &[f32]) -> bool {
     finite & pairs.fold(true, |ok, (a, b)| ok & (a > b))
 }
 
-/// The exact check of one row: (real slots, whether they come first and in merge order).
-fn check_row_exactly<I: Id>(
-    items: &[I],
-    scores: &[f32],
-    interest: usize,
-    user: usize,
-) -> Result<(usize, bool)> {
-    let (mut real, mut ordered, mut gap) = (0, true, false);
-    let mut last = u128::MAX;
-    for (slot, (&it, &value)) in items.iter().zip(scores).enumerate() {
-        let item = it.to_i64();
-        if item < 0 {
-            gap = true;
-            continue;
-        }
-        if !value.is_finite() {
-            return Err(CoreError::BadScore {
-                user,
-                interest,
-                slot,
-                value,
-            });
-        }
-        let k = key(value, item);
-        ordered &= !gap && k <= last;
-        last = k;
-        real += 1;
-    }
-    Ok((real, ordered))
+/// The rows' heads in a winner tree that holds keys: node j holds the largest head key in its
+/// subtree and that key's row (leaves are nodes `leaves..2·leaves`), the root the next key in
+/// merge order. Advancing a row replays one root path: one comparison with the sibling per
+/// level, no data-dependent branch, instead of a scan of all K heads per step. Fixed-size
+/// arrays indexed `% MAX_ROWS` (a mask) let the compiler drop the bounds checks.
+struct Heads {
+    leaves: usize,
+    key: [u64; 2 * MAX_ROWS],
+    row: [u32; 2 * MAX_ROWS],
+    pos: [usize; MAX_ROWS], // per row: the index of its head key
 }
 
-/// Copy the rows into scratch in merge order, real slots only, and record them in `rows` (the
-/// slow path for rows that come in another order). Beyond MAX_ROWS rows, all candidates are
-/// sorted as one row.
-fn sort_rows<I: Id>(
-    out_items: &mut Vec<I>,
-    out_scores: &mut Vec<f32>,
-    order: &mut Vec<(u128, usize)>,
-    rows: &mut Vec<(usize, usize)>,
-    (items, scores, interests, slots): (&[I], &[f32], usize, usize),
-) {
-    let (groups, width) = if interests <= MAX_ROWS {
-        (interests, slots)
-    } else {
-        (1, interests * slots)
-    };
-    out_items.clear();
-    out_scores.clear();
-    rows.clear();
-    for g in 0..groups {
-        order.clear();
-        for j in g * width..(g + 1) * width {
-            if items[j].to_i64() >= 0 {
-                order.push((key(scores[j], items[j].to_i64()), j));
+impl Heads {
+    fn new() -> Self {
+        Heads {
+            leaves: 1,
+            key: [0; 2 * MAX_ROWS],
+            row: [0; 2 * MAX_ROWS],
+            pos: [0; MAX_ROWS],
+        }
+    }
+
+    fn reset(&mut self, runs: &Runs) {
+        let leaves = runs.starts.len().max(1).next_power_of_two();
+        self.leaves = leaves;
+        for r in 0..leaves {
+            let start = runs.starts.get(r).copied();
+            self.pos[r] = start.unwrap_or(0);
+            self.key[leaves + r] = start.map_or(0, |p| runs.keys[p]);
+            self.row[leaves + r] = r as u32;
+        }
+        for j in (1..leaves).rev() {
+            let right = self.key[2 * j + 1] > self.key[2 * j];
+            self.key[j] = self.key[2 * j + right as usize];
+            self.row[j] = self.row[2 * j + right as usize];
+        }
+    }
+
+    /// The next key in merge order (0 when every row is exhausted) and its row.
+    #[inline(always)]
+    fn top(&self) -> (u64, usize) {
+        (self.key[1], self.row[1] as usize % MAX_ROWS)
+    }
+
+    /// Move row `r` to its next key (the sentinel stops it) and replay its path to the root.
+    #[inline(always)]
+    fn advance(&mut self, r: usize, keys: &[u64]) {
+        let p = self.pos[r] + 1;
+        self.pos[r] = p;
+        let (mut k, mut row) = (keys.get(p).copied().unwrap_or(0), r as u32);
+        let mut j = self.leaves + r;
+        while j > 1 {
+            let (at, sibling) = (j % (2 * MAX_ROWS), (j ^ 1) % (2 * MAX_ROWS));
+            self.key[at] = k;
+            self.row[at] = row;
+            // which row wins is data-dependent: a branch would mispredict half the time
+            let theirs = self.key[sibling] > k;
+            k = std::hint::select_unpredictable(theirs, self.key[sibling], k);
+            row = std::hint::select_unpredictable(theirs, self.row[sibling], row);
+            j /= 2;
+        }
+        self.key[1] = k;
+        self.row[1] = row;
+    }
+}
+
+/// Per-task scratch of the merge; reused across users, nothing allocated per user.
+pub struct MergeScratch {
+    seen: IdMap,
+    heads: Box<Heads>,
+    runs: Runs,
+}
+
+impl MergeScratch {
+    pub fn new(interests: usize, slots: usize) -> Self {
+        MergeScratch {
+            seen: IdMap::with_capacity(interests * slots),
+            heads: Box::new(Heads::new()),
+            runs: Runs::new(),
+        }
+    }
+
+    /// A cursor over user `user`'s distinct candidates `(item, f)` in (f desc, id asc) order.
+    /// Checks the rows first: errors on NaN/inf scores of used slots.
+    pub fn cursor<I: Id>(
+        &mut self,
+        items: &[I],
+        scores: &[f32],
+        interests: usize,
+        user: usize,
+    ) -> Result<MergeCursor<'_>> {
+        self.runs.build(items, scores, interests, user)?;
+        self.seen.clear_for(items.len());
+        self.heads.reset(&self.runs);
+        Ok(MergeCursor {
+            seen: &mut self.seen,
+            heads: &mut self.heads,
+            runs: &self.runs,
+        })
+    }
+}
+
+/// See [`MergeScratch::cursor`]. Emitted scores are normalised by `+ 0.0` (-0.0 becomes 0.0).
+pub struct MergeCursor<'a> {
+    seen: &'a mut IdMap,
+    heads: &'a mut Heads,
+    runs: &'a Runs,
+}
+
+impl MergeCursor<'_> {
+    /// The next distinct candidate, or None when all rows are exhausted.
+    #[inline(always)]
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<(i64, f32)> {
+        loop {
+            let (k, r) = self.heads.top();
+            if k == 0 {
+                return None;
+            }
+            self.heads.advance(r, &self.runs.keys);
+            let code = key_code(k);
+            if self.seen.insert(code as i64) {
+                return Some((self.runs.item(code), key_score(k)));
             }
         }
-        order.sort_unstable_by(|a, b| b.0.cmp(&a.0));
-        let start = out_items.len();
-        rows.push((start, start + order.len()));
-        for &(_, j) in order.iter() {
-            out_items.push(items[j]);
-            out_scores.push(scores[j]);
-        }
+    }
+
+    /// The most keys any row has consumed so far.
+    pub fn depth(&self) -> usize {
+        let used = self.runs.starts.iter().enumerate();
+        used.map(|(r, &start)| self.heads.pos[r] - start).max().unwrap_or(0)
     }
 }
 
 /// λ = 0 for one user: the `out_items.len()` items of largest f (ties: smaller id), padded with
 /// item -1 / score -inf.
 pub fn top_n_user<I: Id>(
-    scratch: &mut MergeScratch<I>,
+    scratch: &mut MergeScratch,
     items: &[I],
     scores: &[f32],
     interests: usize,
