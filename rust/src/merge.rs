@@ -189,7 +189,7 @@ impl Runs {
         self.keys.clear();
         self.starts.clear();
         for row in self.real.chunk_by_mut(|a, b| a.1 / width.max(1) == b.1 / width.max(1)) {
-            row.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            row.sort_unstable_by_key(|&(k, _)| std::cmp::Reverse(k));
             while self.starts.len() < row[0].1 / width.max(1) {
                 self.starts.push(self.keys.len()); // rows without a real slot
                 self.keys.push(0);
@@ -387,6 +387,60 @@ mod tests {
             out.push(x);
         }
         out
+    }
+
+    /// The definition: f = the best score per item, sorted by (f desc, id asc).
+    fn by_definition(items: &[i64], scores: &[f32]) -> Vec<(i64, f32)> {
+        let mut f: Vec<(i64, f32)> = Vec::new();
+        for (&i, &s) in items.iter().zip(scores) {
+            match f.iter_mut().find(|e| e.0 == i) {
+                _ if i < 0 => {}
+                Some(e) => e.1 = e.1.max(s),
+                None => f.push((i, s)),
+            }
+        }
+        f.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
+        f.iter().map(|&(i, s)| (i, s + 0.0)).collect()
+    }
+
+    #[test]
+    fn every_path_merges_by_definition() {
+        // wide ids (rank codes), ties in any order, empty slots inside rows, -0.0, > MAX_ROWS rows
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut rand = |k: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % k
+        };
+        for case in 0..300 {
+            let rows = [1, 2, 3, 4, 7, MAX_ROWS + 3][case % 6];
+            let slots = 1 + rand(9) as usize;
+            let wide = case % 4 == 1;
+            let items: Vec<i64> = (0..rows * slots)
+                .map(|_| match rand(12) as i64 - 1 {
+                    id if wide && id >= 0 => (id << 40) + 7,
+                    id => id,
+                })
+                .collect();
+            let grid = [-1.0, -0.0, 0.0, 0.5, 1.0];
+            let mut scores: Vec<f32> = (0..rows * slots).map(|_| grid[rand(5) as usize]).collect();
+            if case % 3 > 0 {
+                for row in scores.chunks_mut(slots) {
+                    row.sort_by(|a, b| b.partial_cmp(a).unwrap());
+                }
+            }
+            let want = by_definition(&items, &scores);
+            let got = merged(&items, &scores, rows);
+            assert_eq!(got.len(), want.len(), "case {case}");
+            for (g, w) in got.iter().zip(&want) {
+                assert!(g.0 == w.0 && g.1.to_bits() == w.1.to_bits(), "case {case}: {got:?} {want:?}");
+            }
+        }
+        // the fast path: strictly decreasing rows without empty slots
+        let items = [3_i64, 9, 1, 9, 4, 2];
+        let scores = [0.9_f32, 0.5, 0.1, 0.7, 0.5, -0.2];
+        assert_eq!(merged(&items, &scores, 2), by_definition(&items, &scores));
     }
 
     #[test]
