@@ -155,14 +155,6 @@ impl Discounts {
     }
 }
 
-struct Scratch {
-    set: IdMap,        // targets (standard) or recommendations -> first rank (comirec)
-    cat_count: IdMap,  // category -> items so far in the top-k (diversity)
-    rec_cat: Vec<i64>, // the categories of the user's top-kmax recommendations
-    hits: Vec<usize>,
-    dcg: Vec<f64>,
-}
-
 /// Per-user metrics for every user, every k in `ks` (in that order).
 pub fn metrics<R: Id, T: Id, C: Id>(
     x: &MetricInputs<'_, R, T, C>,
@@ -209,13 +201,7 @@ pub fn metrics<R: Id, T: Id, C: Id>(
         }
         Ok(())
     };
-    let new_scratch = || Scratch {
-        set: IdMap::with_capacity(kmax.max(64)),
-        cat_count: IdMap::with_capacity(kmax),
-        rec_cat: Vec::with_capacity(kmax),
-        hits: vec![0; ks.len()],
-        dcg: vec![0.0; ks.len()],
-    };
+    let new_scratch = || Scratch::new(kmax, ks.len());
     let per_task = USERS_PER_TASK * cols;
     if x.users > 0 && cols > 0 {
         if use_pool(x.users) {
@@ -237,41 +223,88 @@ pub fn metrics<R: Id, T: Id, C: Id>(
     })
 }
 
-#[inline]
-fn target_id<T: Id>(t: T, user: usize) -> Result<i64> {
-    let t = t.to_i64();
-    if t < 0 {
-        return Err(CoreError::argument(
-            "targets",
-            format!("item ids >= 0 (user {user})"),
-            t,
-        ));
-    }
-    Ok(t)
+/// One user's rows in, per-user values out; reused across users, nothing allocated per user.
+struct Scratch {
+    filter: Filter,    // over the short list of one user (targets or recommendations)
+    set: IdMap,        // the same for long lists: targets (standard) or recs -> first rank
+    cat_count: IdMap,  // category -> items so far in the top-k, for categories >= DIRECT_CATS
+    counts: Vec<u32>,  // the same, indexed by category (all zero between users)
+    rec_cat: Vec<i64>, // the categories of the user's top-kmax recommendations
+    shown: Vec<bool>,  // which of them count for Diversity
+    hits: Vec<usize>,
+    dcg: Vec<f64>,
 }
 
-/// Diversity bookkeeping for one more non-empty item of category `c` (gathered beforehand, < 0
-/// when the lookup failed): updates (m, same-category pairs).
+impl Scratch {
+    fn new(kmax: usize, ks: usize) -> Self {
+        Scratch {
+            filter: Filter([0; FILTER_WORDS]),
+            set: IdMap::with_capacity(kmax.max(64)),
+            cat_count: IdMap::with_capacity(kmax),
+            counts: Vec::new(),
+            rec_cat: Vec::with_capacity(kmax),
+            shown: Vec::with_capacity(kmax),
+            hits: vec![0; ks],
+            dcg: vec![0.0; ks],
+        }
+    }
+}
+
+/// Lists up to this long (a user's targets, or top-k recommendations) are looked up through
+/// [`Filter`]; longer ones through the hash map.
+const SHORT_LIST: usize = 64;
+const FILTER_WORDS: usize = 32;
+
+/// A one-hash Bloom filter of 2048 bits over a short list of ids, cleared per user (32 words):
+/// most lookups are misses and cost one bit test; a set bit is confirmed by scanning the list
+/// (at most SHORT_LIST ids, about 2% false positives). Exact for any ids.
+struct Filter([u64; FILTER_WORDS]);
+
+impl Filter {
+    #[inline(always)]
+    fn bit(id: i64) -> (usize, u64) {
+        let h = ((id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 53) as usize;
+        (h / 64 % FILTER_WORDS, 1 << (h % 64))
+    }
+
+    fn clear(&mut self) {
+        self.0 = [0; FILTER_WORDS];
+    }
+
+    /// Set the bit of `id`; true when it was set already (so `id` may be in the list).
+    #[inline(always)]
+    fn insert(&mut self, id: i64) -> bool {
+        let (w, b) = Self::bit(id);
+        let was = self.0[w] & b != 0;
+        self.0[w] |= b;
+        was
+    }
+
+    #[inline(always)]
+    fn may_contain(&self, id: i64) -> bool {
+        let (w, b) = Self::bit(id);
+        self.0[w] & b != 0
+    }
+}
+
+/// The first position of `id` in `list`.
 #[inline]
-fn add_category<C: Id>(
-    sc: &mut Scratch,
-    c: i64,
-    cats: &[C],
-    item: i64,
-    user: usize,
-    m: &mut u64,
-    same: &mut u64,
-) -> Result<()> {
-    if c < 0 {
-        category_of(cats, item, "recs", user)?; // the precise error
+fn position<X: Id>(list: &[X], id: i64) -> Option<usize> {
+    list.iter().position(|&x| x.to_i64() == id)
+}
+
+/// Check that `targets` holds ids >= 0 (one vectorised pass; the error names the first bad one).
+#[inline]
+fn check_targets<T: Id>(targets: &[T], user: usize) -> Result<()> {
+    if targets.iter().fold(0, |acc, &t| acc | t.to_i64()) >= 0 {
+        return Ok(());
     }
-    let (prev, new) = sc.cat_count.get_or_insert(c, 1);
-    if !new {
-        *same += prev as u64;
-        *sc.cat_count.get_mut(c).expect("present") = prev + 1;
-    }
-    *m += 1;
-    Ok(())
+    let t = targets.iter().map(|t| t.to_i64()).find(|&t| t < 0).unwrap_or(-1);
+    Err(CoreError::argument(
+        "targets",
+        format!("item ids >= 0 (user {user})"),
+        t,
+    ))
 }
 
 /// The categories of `recs` into `out` (i64::MIN where an id is outside the table), in a loop
@@ -315,6 +348,79 @@ fn diversity(m: u64, same: u64) -> f64 {
     (pairs - same) as f64 / pairs as f64
 }
 
+/// Recall, NDCG, HitRate into the first three columns of `out` (NaN without targets).
+#[inline]
+fn write_accuracy(out: &mut [f64], hits: usize, dcg: f64, distinct: usize, ideal: f64) {
+    if distinct == 0 {
+        out[..3].fill(f64::NAN);
+    } else {
+        out[0] = hits as f64 / distinct as f64;
+        out[1] = dcg / ideal;
+        out[2] = (hits > 0) as u8 as f64;
+    }
+}
+
+/// Categories below this are counted in a table indexed by category.
+const DIRECT_CATS: i64 = 1 << 16;
+
+/// Diversity@k for every k into column 3 of each block of `row`: over the recommendations r
+/// with `sc.shown[r]` (their categories in `sc.rec_cat`, gathered), the share of pairs in
+/// different categories. Errors on the first shown item without a valid category.
+#[allow(clippy::too_many_arguments)]
+fn diversity_pass<R: Id, C: Id>(
+    sc: &mut Scratch,
+    cats: &[C],
+    recs: &[R],
+    order: &[(usize, usize)],
+    per_k: usize,
+    user: usize,
+    row: &mut [f64],
+) -> Result<()> {
+    let shown = sc.shown.iter().zip(&sc.rec_cat);
+    let top = shown.fold(0, |acc, (&s, &c)| acc | if s { c } else { 0 });
+    let direct = (0..DIRECT_CATS).contains(&top); // all shown categories valid and small
+    if direct && sc.counts.len() <= top as usize {
+        sc.counts.resize((top as usize + 1).next_power_of_two(), 0);
+    }
+    sc.cat_count.clear_for(recs.len());
+    let (mut m, mut same, mut r) = (0_u64, 0_u64, 0);
+    for &(k, block) in order {
+        for r in r..k {
+            if !sc.shown[r] {
+                continue;
+            }
+            let c = sc.rec_cat[r];
+            let before = if direct {
+                let n = &mut sc.counts[c as usize];
+                *n += 1;
+                *n - 1
+            } else {
+                if c < 0 {
+                    category_of(cats, recs[r].to_i64(), "recs", user)?; // the precise error
+                }
+                let (prev, new) = sc.cat_count.get_or_insert(c, 1);
+                if !new {
+                    *sc.cat_count.get_mut(c).expect("present") = prev + 1;
+                }
+                if new { 0 } else { prev }
+            };
+            same += before as u64;
+            m += 1;
+        }
+        r = k;
+        row[block * per_k + 3] = diversity(m, same);
+    }
+    if direct {
+        for (&s, &c) in sc.shown.iter().zip(&sc.rec_cat) {
+            if s {
+                sc.counts[c as usize] = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The standard protocol for one user (see the module documentation).
 #[allow(clippy::too_many_arguments)]
 fn standard_user<R: Id, T: Id, C: Id>(
     sc: &mut Scratch,
@@ -327,48 +433,66 @@ fn standard_user<R: Id, T: Id, C: Id>(
     user: usize,
     row: &mut [f64],
 ) -> Result<()> {
-    sc.set.clear_for(targets.len());
-    for &t in targets {
-        sc.set.insert(target_id(t, user)?);
+    check_targets(targets, user)?;
+    let short = targets.len() <= SHORT_LIST;
+    // |S| = the number of distinct targets
+    let mut distinct = 0;
+    if short {
+        sc.filter.clear();
+        for (j, &t) in targets.iter().enumerate() {
+            let id = t.to_i64();
+            let repeated = sc.filter.insert(id) && position(&targets[..j], id).is_some();
+            distinct += !repeated as usize;
+        }
+    } else {
+        sc.set.clear_for(targets.len());
+        for &t in targets {
+            sc.set.insert(t.to_i64());
+        }
+        distinct = sc.set.len();
     }
-    let distinct = sc.set.len();
-    sc.cat_count.clear_for(recs.len());
-    let (mut hits, mut dcg, mut m, mut same) = (0_usize, 0.0_f64, 0_u64, 0_u64);
-    let mut next = 0;
-    for (r, &rec) in recs.iter().enumerate() {
-        let rec = rec.to_i64();
-        if rec >= 0 {
-            if let Some(cats) = cats {
-                let c = sc.rec_cat[r];
-                add_category(sc, c, cats, rec, user, &mut m, &mut same)?;
-            }
-            if let Some(v) = sc.set.get_mut(rec) {
-                if *v == 0 {
-                    *v = 1; // hit once: a repeated recommendation earns nothing
-                    hits += 1;
-                    dcg += disc.disc[r];
+    // hits in rank order; a target is hit once (a repeated recommendation earns nothing)
+    let (mut used, mut hits, mut dcg, mut start) = (0_u64, 0, 0.0_f64, 0);
+    for &(k, block) in order {
+        for (i, &rec) in recs[start..k].iter().enumerate() {
+            let (r, rec) = (start + i, rec.to_i64());
+            let hit = if rec < 0 {
+                false
+            } else if short {
+                match sc.filter.may_contain(rec).then(|| position(targets, rec)) {
+                    Some(Some(j)) if used & (1 << j) == 0 => {
+                        used |= 1 << j;
+                        true
+                    }
+                    _ => false,
                 }
-            }
-        }
-        while next < order.len() && order[next].0 == r + 1 {
-            let (k, block) = order[next];
-            let out = &mut row[block * per_k..(block + 1) * per_k];
-            if distinct == 0 {
-                out[..3].fill(f64::NAN);
             } else {
-                out[0] = hits as f64 / distinct as f64;
-                out[1] = dcg / disc.ideal[distinct.min(k)];
-                out[2] = (hits > 0) as u8 as f64;
+                match sc.set.get_mut(rec) {
+                    Some(v) if *v == 0 => {
+                        *v = 1;
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if hit {
+                hits += 1;
+                dcg += disc.disc[r];
             }
-            if per_k == 4 {
-                out[3] = diversity(m, same);
-            }
-            next += 1;
         }
+        start = k;
+        let ideal = disc.ideal[distinct.min(k)];
+        write_accuracy(&mut row[block * per_k..], hits, dcg, distinct, ideal);
+    }
+    if let Some(cats) = cats {
+        sc.shown.clear();
+        sc.shown.extend(recs.iter().map(|&rec| rec.to_i64() >= 0));
+        diversity_pass(sc, cats, recs, order, per_k, user, row)?;
     }
     Ok(())
 }
 
+/// The authors' protocol for one user (see the module documentation).
 #[allow(clippy::too_many_arguments)]
 fn comirec_user<R: Id, T: Id, C: Id>(
     sc: &mut Scratch,
@@ -381,32 +505,39 @@ fn comirec_user<R: Id, T: Id, C: Id>(
     user: usize,
     row: &mut [f64],
 ) -> Result<()> {
-    // Recommendations -> first rank; diversity over the distinct ones.
-    sc.set.clear_for(recs.len());
-    sc.cat_count.clear_for(recs.len());
-    let (mut m, mut same) = (0_u64, 0_u64);
-    let mut next = 0;
-    for (r, &rec) in recs.iter().enumerate() {
-        let rec = rec.to_i64();
-        if rec >= 0 && sc.set.get_or_insert(rec, r as u32).1 {
-            if let Some(cats) = cats {
-                let c = sc.rec_cat[r];
-                add_category(sc, c, cats, rec, user, &mut m, &mut same)?;
-            }
+    // Recommendations as a set: which ranks hold an id's first occurrence.
+    let short = recs.len() <= SHORT_LIST;
+    sc.shown.clear();
+    if short {
+        sc.filter.clear();
+        for (r, &rec) in recs.iter().enumerate() {
+            let rec = rec.to_i64();
+            let first = rec >= 0 && !(sc.filter.insert(rec) && position(&recs[..r], rec).is_some());
+            sc.shown.push(first);
         }
-        while next < order.len() && order[next].0 == r + 1 {
-            if per_k == 4 {
-                row[order[next].1 * per_k + 3] = diversity(m, same);
-            }
-            next += 1;
+    } else {
+        sc.set.clear_for(recs.len());
+        for (r, &rec) in recs.iter().enumerate() {
+            let rec = rec.to_i64();
+            sc.shown.push(rec >= 0 && sc.set.get_or_insert(rec, r as u32).1);
         }
+    }
+    if let Some(cats) = cats {
+        diversity_pass(sc, cats, recs, order, per_k, user, row)?; // over distinct items
     }
     // Targets in order, duplicates counted; a target at position j hits every k > its rank.
     sc.hits.fill(0);
     sc.dcg.fill(0.0);
+    check_targets(targets, user)?;
     for (j, &t) in targets.iter().enumerate() {
-        if let Some(rank) = sc.set.get(target_id(t, user)?) {
-            let first = order.partition_point(|&(k, _)| k <= rank as usize);
+        let id = t.to_i64();
+        let rank = if short {
+            sc.filter.may_contain(id).then(|| position(recs, id)).flatten()
+        } else {
+            sc.set.get(id).map(|rank| rank as usize)
+        };
+        if let Some(rank) = rank {
+            let first = order.partition_point(|&(k, _)| k <= rank);
             for i in first..order.len() {
                 sc.hits[i] += 1;
                 sc.dcg[i] += disc.disc[j];
