@@ -73,6 +73,28 @@ def test_dtypes_and_layouts_do_not_change_the_result(
     assert_same(comirec.aggregate(comirec.Candidates(it, sc), cats_t[::1], lam, n), want)
 
 
+@pytest.mark.parametrize("lam", [0.0, 0.2, math.inf])
+def test_many_interests_and_inner_empty_slots_match_reference(lam: float) -> None:
+    # More than 64 interests are merged as one sorted row; empty slots inside rows and tied
+    # scores take the exact path.
+    rng = np.random.default_rng(3)
+    for b, k, slots in ((5, 3, 12), (3, 70, 4)):
+        items = np.where(rng.random((b, k, slots)) < 0.1, -1, rng.integers(0, 40, size=(b, k, slots)))
+        scores = -np.sort(-rng.integers(0, 6, size=(b, k, slots)).astype(np.float32) / 4, axis=2)
+        cats = np.arange(40) % 5
+        assert_same(comirec.aggregate((items, scores), cats, lam, 9), reference.aggregate((items, scores), cats, lam, 9))
+
+
+def test_ids_of_2_to_the_32_and_above() -> None:
+    # Merged through rank codes (same order), mapped back to the ids.
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, 30, size=(6, 4, 10))
+    items = np.where(rng.random(ids.shape) < 0.1, -1, ids * 3_000_000_019 + ids % 2)
+    scores = -np.sort(-rng.integers(0, 6, size=ids.shape).astype(np.float32) / 4, axis=2)
+    for rows in (scores, -np.sort(-rng.standard_normal(ids.shape).astype(np.float32), axis=2)):
+        assert_same(comirec.aggregate((items, rows), None, 0.0, 12), reference.aggregate((items, rows), None, 0.0, 12))
+
+
 def test_hand_checked_example() -> None:
     # Two interests; item 3 appears in both (f = 0.8); slot -1 is empty.
     items = np.array([[[5, 3, -1], [3, 7, 9]]])

@@ -145,6 +145,26 @@ def test_matches_reference(
         assert got_means[key] == pytest.approx(want_means[key], rel=1e-12, nan_ok=True), key
 
 
+@pytest.mark.parametrize("protocol", ["standard", "comirec"])
+def test_long_lists_and_large_categories_match_reference(protocol: str) -> None:
+    # Short lists (<= 64 targets or recommendations) go through a Bloom filter, longer ones
+    # through a hash map; categories >= 2^16 are counted in a hash map too. Both paths, with
+    # repeated targets and repeated / empty recommendations, against the reference.
+    rng = np.random.default_rng(7)
+    b, width = 40, 90
+    recs = rng.integers(-1, 300, size=(b, width))
+    recs[::3, :] = rng.permutation(300)[:width]  # rows of distinct items too
+    lens = rng.integers(0, 200, size=b)
+    targets = [rng.integers(0, 300, size=n) for n in lens]
+    for cats in (rng.integers(0, 7, size=300), rng.integers(0, 7, size=300) * 70_001):
+        for ks in ([5, 64, 65, 90], [64], [90, 1]):
+            for rows in (slice(0, b), slice(0, b, 2)):
+                want = reference.metrics(recs[rows], targets[rows], cats, ks, protocol, per_user=True)
+                got = comirec.metrics(recs[rows], targets[rows], cats, ks, protocol, per_user=True)
+                for key in want:
+                    np.testing.assert_allclose(got[key], want[key], rtol=1e-12, atol=0, equal_nan=True, err_msg=key)
+
+
 @pytest.mark.slow  # ranx compiles its numba kernels on first use (20-50 s)
 def test_matches_ranx_on_the_standard_protocol() -> None:
     with warnings.catch_warnings():  # numba's type-safety warnings while ranx compiles
