@@ -110,7 +110,11 @@ fn candidates(kind: &str, users: usize, cats: &[i32], rng: &mut Rng) -> Vec<i64>
                     *it = if u < 0.95 {
                         let c = if u < 0.8 { c1 } else { c2 };
                         let list = &by_cat[c];
-                        let span = if rng.unit() < 0.3 { list.len().min(20) } else { list.len() };
+                        let span = if rng.unit() < 0.3 {
+                            list.len().min(20)
+                        } else {
+                            list.len()
+                        };
                         list[rng.below(span)]
                     } else {
                         1 + rng.below(N_ITEMS) as i64
@@ -231,7 +235,9 @@ fn main() {
                 last = Some(metrics(&x, &[20, 50], protocol).unwrap());
             }
             let (cpu, wall) = (cpu_ns() - c0, t0.elapsed().as_secs_f64());
-            let checksum = last.map_or(0, |t| t.values.iter().fold(FNV0, |h, v| fnv(h, v.to_bits())));
+            let checksum = last.map_or(0, |t| {
+                t.values.iter().fold(FNV0, |h, v| fnv(h, v.to_bits()))
+            });
             let what = format!("metrics {} {}", arg(1), arg(2));
             report(&what, users, reps, cpu, wall, checksum);
         }

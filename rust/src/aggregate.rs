@@ -17,7 +17,7 @@ use std::collections::BinaryHeap;
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
-use crate::merge::{top_n_user, CandidateView, MergeScratch};
+use crate::merge::{top_n_user, CandidateView, MergeCursor, MergeScratch, MAX_ROWS};
 use crate::parallel::{use_pool, USERS_PER_TASK};
 use crate::table::DenseIndex;
 use crate::{category_of, Id};
@@ -92,25 +92,24 @@ pub fn aggregate<I: Id, C: Id>(
     let mut out_scores = vec![0_f32; total];
     let (k, slots) = (cands.interests, cands.slots);
 
-    let run_task =
-        |sc: &mut Scratch, task: usize, oi: &mut [i64], os: &mut [f32]| -> Result<()> {
-            let u0 = task * USERS_PER_TASK;
-            for (du, (oi, os)) in oi.chunks_mut(n).zip(os.chunks_mut(n)).enumerate() {
-                let u = u0 + du;
-                let (items, scores) = cands.user(u);
-                match cats {
-                    None => top_n_user(&mut sc.merge, items, scores, k, u, oi, os)?,
-                    Some(cats) => {
-                        if u + 1 < users {
-                            let next = cands.user(u + 1).0;
-                            prefetch_categories(next, slots, sc.greedy.depth + 4, cats);
-                        }
-                        greedy_user(sc, items, scores, k, u, cats, lam, oi, os)?
+    let run_task = |sc: &mut Scratch, task: usize, oi: &mut [i64], os: &mut [f32]| -> Result<()> {
+        let u0 = task * USERS_PER_TASK;
+        for (du, (oi, os)) in oi.chunks_mut(n).zip(os.chunks_mut(n)).enumerate() {
+            let u = u0 + du;
+            let (items, scores) = cands.user(u);
+            match cats {
+                None => top_n_user(&mut sc.merge, items, scores, k, u, oi, os)?,
+                Some(cats) => {
+                    if u + 1 < users {
+                        let next = cands.user(u + 1).0;
+                        prefetch_categories(next, slots, sc.greedy.depth + 4, cats);
                     }
+                    greedy_user(sc, items, scores, k, u, cats, lam, oi, os)?
                 }
             }
-            Ok(())
-        };
+        }
+        Ok(())
+    };
 
     let per_task = USERS_PER_TASK * n;
     if use_pool(users) {
@@ -209,8 +208,9 @@ struct Greedy {
     // class with candidates. Class 0 is a single head, see `greedy_user`.
     classes: Vec<BinaryHeap<Reverse<u32>>>,
     nonempty: Vec<u64>,
+    gathered: Vec<i64>, // by key position: the category of the candidate (see `gather`)
     lam_times: Vec<f64>, // λ·d for d = 0..=n (finite λ): the same float64 products, computed once
-    depth: usize,        // how deep the merge went for the last user: the prefetch depth
+    depth: usize,       // how deep the merge went for the last user: the prefetch depth
 }
 
 impl Greedy {
@@ -226,6 +226,7 @@ impl Greedy {
             categories: Vec::with_capacity(candidates),
             classes: (0..n + 2).map(|_| BinaryHeap::new()).collect(),
             nonempty: vec![0; (n + 2).div_ceil(64)],
+            gathered: Vec::with_capacity(candidates + MAX_ROWS),
             depth,
         }
     }
@@ -236,10 +237,37 @@ impl Greedy {
         self.categories.clear();
     }
 
-    /// Append a candidate taken from the merge; returns (its position, its local category).
+    /// Look up the categories of the first `depth` candidates of each row at once, into
+    /// `gathered` by key position (i64::MIN where not gathered or not valid). The loads do not
+    /// depend on each other, so their cache misses overlap; looked up one at a time as the merge
+    /// reaches them, each would stall the greedy in turn.
+    fn gather<C: Id>(&mut self, cur: &MergeCursor<'_>, cats: &[C]) {
+        self.gathered.clear();
+        self.gathered.resize(cur.keys(), i64::MIN);
+        let gathered = &mut self.gathered;
+        cur.for_each_head(self.depth + 2, |p, item| {
+            gathered[p] = match cats.get(item as u64 as usize) {
+                Some(c) => c.to_i64(),
+                None => i64::MIN,
+            }
+        });
+    }
+
+    /// Append a candidate taken from the merge (key position `at`); returns (its position, its
+    /// local category). Its category is validated here, when the greedy reaches it.
     #[inline]
-    fn take<C: Id>(&mut self, item: i64, f: f32, cats: &[C], user: usize) -> Result<(u32, usize)> {
-        let c = category_of(cats, item, "items", user)?;
+    fn take<C: Id>(
+        &mut self,
+        item: i64,
+        f: f32,
+        at: usize,
+        cats: &[C],
+        user: usize,
+    ) -> Result<(u32, usize)> {
+        let c = match self.gathered[at] {
+            c if c >= 0 => c,
+            _ => category_of(cats, item, "items", user)?, // not gathered, or the precise error
+        };
         let (cat, new) = self.local.get_or_insert(c);
         if new {
             let fresh = Category {
@@ -388,6 +416,7 @@ fn greedy_user<I: Id, C: Id>(
     let g = &mut sc.greedy;
     g.start_user(items.len());
     let mut cur = sc.merge.cursor(items, scores, interests, user)?;
+    g.gather(&cur, cats);
     let mut head0: Option<u32> = None; // the class-0 head
     let mut exhausted = false;
     let mut m = 0;
@@ -395,11 +424,11 @@ fn greedy_user<I: Id, C: Id>(
         // 1. Advance the merge to the next item of a category without picks, filing the items of
         //    picked categories met on the way as their categories' known candidates.
         while head0.is_none() && !exhausted {
-            let Some((item, f)) = cur.next() else {
+            let Some((item, f, at)) = cur.next_at() else {
                 exhausted = true;
                 break;
             };
-            let (p, l) = match g.take(item, f, cats, user) {
+            let (p, l) = match g.take(item, f, at, cats, user) {
                 Ok(taken) => taken,
                 Err(e) => {
                     g.clear_classes();
@@ -420,7 +449,9 @@ fn greedy_user<I: Id, C: Id>(
                 best = Some(c);
             }
         }
-        let Some(Contender { class, pos, .. }) = best else { break };
+        let Some(Contender { class, pos, .. }) = best else {
+            break;
+        };
         // 3. Pick it.
         let t = g.taken[pos as usize];
         out_items[m] = t.item;

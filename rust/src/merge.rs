@@ -71,7 +71,6 @@ impl<'a, I: Id> CandidateView<'a, I> {
     }
 }
 
-
 /// The merge order as one integer, larger = earlier: the score mapped to an unsigned integer of
 /// the same order (after `+ 0.0`, so that -0.0 and 0.0 tie) in the high half, the complement of
 /// the id's code in the low half (a smaller id wins a tie). Keys of real slots are > 2^55
@@ -127,7 +126,13 @@ impl Runs {
 
     /// Check user `user`'s rows and write their keys. Errors on a non-finite score in a real
     /// slot (item >= 0), the first in row-major order, as the check of every row does.
-    fn build<I: Id>(&mut self, items: &[I], scores: &[f32], rows: usize, user: usize) -> Result<()> {
+    fn build<I: Id>(
+        &mut self,
+        items: &[I],
+        scores: &[f32],
+        rows: usize,
+        user: usize,
+    ) -> Result<()> {
         let slots = items.len().checked_div(rows).unwrap_or(0);
         self.keys.clear();
         self.starts.clear();
@@ -172,8 +177,13 @@ impl Runs {
             }
         }
         self.ids.clear();
-        if self.real.iter().any(|&(_, j)| items[j].to_i64() > u32::MAX as i64) {
-            self.ids.extend(self.real.iter().map(|&(_, j)| items[j].to_i64()));
+        if self
+            .real
+            .iter()
+            .any(|&(_, j)| items[j].to_i64() > u32::MAX as i64)
+        {
+            self.ids
+                .extend(self.real.iter().map(|&(_, j)| items[j].to_i64()));
             self.ids.sort_unstable();
             self.ids.dedup();
         }
@@ -188,7 +198,10 @@ impl Runs {
         let width = if rows > MAX_ROWS { rows * slots } else { slots };
         self.keys.clear();
         self.starts.clear();
-        for row in self.real.chunk_by_mut(|a, b| a.1 / width.max(1) == b.1 / width.max(1)) {
+        for row in self
+            .real
+            .chunk_by_mut(|a, b| a.1 / width.max(1) == b.1 / width.max(1))
+        {
             row.sort_unstable_by_key(|&(k, _)| std::cmp::Reverse(k));
             while self.starts.len() < row[0].1 / width.max(1) {
                 self.starts.push(self.keys.len()); // rows without a real slot
@@ -211,7 +224,9 @@ fn narrow_real<I: Id>(items: &[I]) -> bool {
 /// All scores finite and each smaller than the previous (written to vectorise: no early exit).
 #[inline]
 fn finite_strictly_decreasing(scores: &[f32]) -> bool {
-    let finite = scores.iter().fold(true, |ok, s| ok & (s.abs() < f32::INFINITY));
+    let finite = scores
+        .iter()
+        .fold(true, |ok, s| ok & (s.abs() < f32::INFINITY));
     let pairs = scores.iter().zip(scores.iter().skip(1));
     finite & pairs.fold(true, |ok, (a, b)| ok & (a > b))
 }
@@ -330,15 +345,41 @@ impl MergeCursor<'_> {
     #[inline(always)]
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<(i64, f32)> {
+        self.next_at().map(|(item, f, _)| (item, f))
+    }
+
+    /// [`next`](Self::next) and the candidate's position among [`keys`](Self::keys): where
+    /// data gathered per key lies.
+    #[inline(always)]
+    pub fn next_at(&mut self) -> Option<(i64, f32, usize)> {
         loop {
             let (k, r) = self.heads.top();
             if k == 0 {
                 return None;
             }
+            let at = self.heads.pos[r];
             self.heads.advance(r, &self.runs.keys);
             let code = key_code(k);
             if self.seen.insert(code as i64) {
-                return Some((self.runs.item(code), key_score(k)));
+                return Some((self.runs.item(code), key_score(k), at));
+            }
+        }
+    }
+
+    /// The number of key positions (some are row ends).
+    pub fn keys(&self) -> usize {
+        self.runs.keys.len()
+    }
+
+    /// Call `f(position, item)` for the first `depth` keys of every row.
+    #[inline]
+    pub fn for_each_head(&self, depth: usize, mut f: impl FnMut(usize, i64)) {
+        for &start in &self.runs.starts {
+            for (p, &k) in self.runs.keys.iter().enumerate().skip(start).take(depth) {
+                if k == 0 {
+                    break;
+                }
+                f(p, self.runs.item(key_code(k)));
             }
         }
     }
@@ -346,7 +387,9 @@ impl MergeCursor<'_> {
     /// The most keys any row has consumed so far.
     pub fn depth(&self) -> usize {
         let used = self.runs.starts.iter().enumerate();
-        used.map(|(r, &start)| self.heads.pos[r] - start).max().unwrap_or(0)
+        used.map(|(r, &start)| self.heads.pos[r] - start)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -434,7 +477,10 @@ mod tests {
             let got = merged(&items, &scores, rows);
             assert_eq!(got.len(), want.len(), "case {case}");
             for (g, w) in got.iter().zip(&want) {
-                assert!(g.0 == w.0 && g.1.to_bits() == w.1.to_bits(), "case {case}: {got:?} {want:?}");
+                assert!(
+                    g.0 == w.0 && g.1.to_bits() == w.1.to_bits(),
+                    "case {case}: {got:?} {want:?}"
+                );
             }
         }
         // the fast path: strictly decreasing rows without empty slots

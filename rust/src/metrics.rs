@@ -299,7 +299,11 @@ fn check_targets<T: Id>(targets: &[T], user: usize) -> Result<()> {
     if targets.iter().fold(0, |acc, &t| acc | t.to_i64()) >= 0 {
         return Ok(());
     }
-    let t = targets.iter().map(|t| t.to_i64()).find(|&t| t < 0).unwrap_or(-1);
+    let t = targets
+        .iter()
+        .map(|t| t.to_i64())
+        .find(|&t| t < 0)
+        .unwrap_or(-1);
     Err(CoreError::argument(
         "targets",
         format!("item ids >= 0 (user {user})"),
@@ -402,7 +406,11 @@ fn diversity_pass<R: Id, C: Id>(
                 if !new {
                     *sc.cat_count.get_mut(c).expect("present") = prev + 1;
                 }
-                if new { 0 } else { prev }
+                if new {
+                    0
+                } else {
+                    prev
+                }
             };
             same += before as u64;
             m += 1;
@@ -519,7 +527,8 @@ fn comirec_user<R: Id, T: Id, C: Id>(
         sc.set.clear_for(recs.len());
         for (r, &rec) in recs.iter().enumerate() {
             let rec = rec.to_i64();
-            sc.shown.push(rec >= 0 && sc.set.get_or_insert(rec, r as u32).1);
+            sc.shown
+                .push(rec >= 0 && sc.set.get_or_insert(rec, r as u32).1);
         }
     }
     if let Some(cats) = cats {
@@ -532,7 +541,10 @@ fn comirec_user<R: Id, T: Id, C: Id>(
     for (j, &t) in targets.iter().enumerate() {
         let id = t.to_i64();
         let rank = if short {
-            sc.filter.may_contain(id).then(|| position(recs, id)).flatten()
+            sc.filter
+                .may_contain(id)
+                .then(|| position(recs, id))
+                .flatten()
         } else {
             sc.set.get(id).map(|rank| rank as usize)
         };

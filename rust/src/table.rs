@@ -216,7 +216,14 @@ mod tests {
             let ids = [5_i64, 70_000, 5, -3, 0, 70_000, 1 << 40, round];
             let got: Vec<(u32, bool)> = ids.iter().map(|&i| d.get_or_insert(i)).collect();
             let fresh = |k: u32| (k, true);
-            let mut want = vec![fresh(0), fresh(1), (0, false), fresh(2), fresh(3), (1, false)];
+            let mut want = vec![
+                fresh(0),
+                fresh(1),
+                (0, false),
+                fresh(2),
+                fresh(3),
+                (1, false),
+            ];
             want.push(fresh(4));
             want.push(match round {
                 0 => (3, false),
