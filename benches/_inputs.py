@@ -22,6 +22,33 @@ def make_candidates(users: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, 
     return items, scores, cats
 
 
+def make_clustered_candidates(users: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-interest lists as real retrieval returns them: each interest retrieves mostly one
+    category. For each (user, interest): a main category (with probability 0.3 the previous
+    interest's, so interests overlap) and a second one; each slot is drawn from the main category
+    (80%), the second (15%) or anywhere (5%); within a category, 30% of draws come from its 20
+    most popular items (duplicates across interests). Same category table and score law as
+    `make_candidates`; item ids within a category are spread over the whole id range."""
+    rng = np.random.default_rng(seed)
+    cats = rng.integers(0, N_CATS, size=N_ITEMS + 1).astype(np.int32)
+    cats[0] = -1
+    by_cat = np.argsort(cats[1:], kind="stable") + 1  # item ids grouped by category
+    bounds = np.searchsorted(cats[by_cat], np.arange(N_CATS + 1))
+    main = rng.integers(0, N_CATS, size=(users, K))
+    for k in range(1, K):
+        shared = rng.random(users) < 0.3
+        main[shared, k] = main[shared, k - 1]
+    second = rng.integers(0, N_CATS, size=(users, K))
+    u = rng.random((users, K, N))
+    cat = np.where(u < 0.8, main[:, :, None], second[:, :, None])
+    lo, size = bounds[cat], bounds[cat + 1] - bounds[cat]
+    span = np.where(rng.random((users, K, N)) < 0.3, np.minimum(size, 20), size)
+    in_cat = by_cat[lo + (rng.random((users, K, N)) * span).astype(np.int64)]
+    items = np.where(u < 0.95, in_cat, rng.integers(1, N_ITEMS + 1, size=(users, K, N)))
+    scores = -np.sort(-rng.standard_normal((users, K, N), dtype=np.float32), axis=2) + 2.0
+    return items, scores, cats
+
+
 def make_rankings(users: int, n: int = 50, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Ranked distinct recommendations (users, n) and CSR targets, 1-50 per user, about 20% of
     them drawn from the user's recommendations (so there are hits)."""

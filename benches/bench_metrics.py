@@ -35,11 +35,11 @@ def label(benchmark: Any, nominal: int, users: int, what: str, who: str) -> None
 
 
 @pytest.mark.parametrize("with_cats", [False, True], ids=["recall-ndcg-hitrate", "with-diversity"])
-def test_rust(benchmark: Any, rankings: tuple[int, Any], with_cats: bool) -> None:
+def test_rust(benchmark: Any, timed: Any, rankings: tuple[int, Any], with_cats: bool) -> None:
     nominal, (recs, indptr, targets, cats) = rankings
     c = cats if with_cats else None
     label(benchmark, nominal, recs.shape[0], "with-diversity" if with_cats else "recall-ndcg-hitrate", "rust")
-    got = benchmark(comirec.metrics, recs, (indptr, targets), c, KS)
+    got = timed(comirec.metrics, recs, (indptr, targets), c, KS)
     few = slice(0, 200)
     want = reference.metrics(recs[few], (indptr[:201], targets[: indptr[min(200, recs.shape[0])]]), c, KS)
     if recs.shape[0] <= 200:
@@ -49,17 +49,17 @@ def test_rust(benchmark: Any, rankings: tuple[int, Any], with_cats: bool) -> Non
 
 
 @pytest.mark.parametrize("with_cats", [False, True], ids=["recall-ndcg-hitrate", "with-diversity"])
-def test_reference(benchmark: Any, rankings: tuple[int, Any], with_cats: bool) -> None:
+def test_reference(benchmark: Any, timed: Any, rankings: tuple[int, Any], with_cats: bool) -> None:
     nominal, (recs, indptr, targets, cats) = rankings
     c = cats if with_cats else None
     label(benchmark, nominal, recs.shape[0], "with-diversity" if with_cats else "recall-ndcg-hitrate", "reference.py")
-    got = benchmark.pedantic(reference.metrics, args=(recs, (indptr, targets), c, KS), rounds=1, iterations=1)
+    got = timed(reference.metrics, recs, (indptr, targets), c, KS, rounds=1)
     want = comirec.metrics(recs, (indptr, targets), c, KS)
     for key in want:
         assert got[key] == pytest.approx(want[key], rel=1e-9)
 
 
-def test_ranx(benchmark: Any, rankings: tuple[int, Any]) -> None:
+def test_ranx(benchmark: Any, timed: Any, rankings: tuple[int, Any]) -> None:
     nominal, (recs, indptr, targets, _cats) = rankings
     if recs.shape[0] >= 100_000 and not os.environ.get("COMIREC_BENCH_SLOW"):
         pytest.skip("building ranx Qrels/Run for B=100,000 takes ~10 min; set COMIREC_BENCH_SLOW=1 to run it")
@@ -73,7 +73,7 @@ def test_ranx(benchmark: Any, rankings: tuple[int, Any]) -> None:
         names = [f"{m}@{k}" for k in KS for m in ("recall", "ndcg", "hit_rate")]
         evaluate(qrels, run, names)  # compile outside the timing
         label(benchmark, nominal, recs.shape[0], "recall-ndcg-hitrate", "ranx")
-        got = benchmark(evaluate, qrels, run, names)
+        got = timed(evaluate, qrels, run, names)
     want = comirec.metrics(recs, (indptr, targets), None, KS)
     for k in KS:
         assert got[f"recall@{k}"] == pytest.approx(want[f"recall@{k}"], rel=1e-9)
