@@ -307,31 +307,51 @@ impl Greedy {
         self.nonempty[class / 64] |= 1 << (class % 64);
     }
 
-    /// A candidate for pick number `picked` (|S| = `picked`): position `pos` in class `class`.
+    /// The winner of pick number `picked` (|S| = `picked`) among the class-0 head and each
+    /// class's head, as (class, position); None when no candidate is left. Algorithm 2's order:
+    /// the larger gain (λ = inf: the larger diversity term |S| − class, so the lowest class),
+    /// then the larger f, then the smaller id, i.e. the earlier position in merge order.
     #[inline]
-    fn contender(&self, picked: usize, class: usize, pos: u32) -> Contender {
-        let f = self.taken[pos as usize].f;
-        // gain = f + λ·(|S| − count_S(cat)) in float64 (SPEC §5); λ·d comes from a table
-        let gain = f as f64 + self.lam_times.get(picked - class).copied().unwrap_or(0.0);
-        Contender { class, pos, gain }
+    fn choose(&self, lam: Lambda, picked: usize, head0: Option<u32>) -> Option<(usize, u32)> {
+        let lowest = || self.lowest_class().map(|c| (c, self.head(c)));
+        match lam {
+            Lambda::Inf => head0.map(|p| (0, p)).or_else(lowest),
+            _ => self.by_gain(picked, head0),
+        }
     }
 
-    /// The best head over the classes c >= 1.
+    fn lowest_class(&self) -> Option<usize> {
+        let w = self.nonempty.iter().position(|&w| w != 0)?;
+        Some(w * 64 + self.nonempty[w].trailing_zeros() as usize)
+    }
+
+    /// The head (best position) of a nonempty class.
+    #[inline(always)]
+    fn head(&self, class: usize) -> u32 {
+        self.classes[class].peek().map_or(NONE, |p| p.0)
+    }
+
+    /// `choose` for finite λ: gain = f + λ·(|S| − class) in float64 (SPEC §5), λ·d from the
+    /// table; one pass over the nonempty classes.
     #[inline]
-    fn best_class_head(&self, lam: Lambda, picked: usize) -> Option<Contender> {
-        let mut best: Option<Contender> = None;
+    fn by_gain(&self, picked: usize, head0: Option<u32>) -> Option<(usize, u32)> {
+        let gain = |class: usize, pos: u32| {
+            self.taken[pos as usize].f as f64 + self.lam_times[picked - class]
+        };
+        let (mut best, mut best_gain) = (head0.map(|p| (0, p)), f64::NEG_INFINITY);
+        if let Some(p) = head0 {
+            best_gain = gain(0, p);
+        }
         for (w, &word) in self.nonempty.iter().enumerate() {
             let mut bits = word;
             while bits != 0 {
                 let class = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                let pos = self.classes[class].peek().expect("nonempty class").0;
-                let c = self.contender(picked, class, pos);
-                if best.is_none_or(|b| c.beats(&b, lam)) {
-                    best = Some(c);
-                }
-                if lam == Lambda::Inf {
-                    return best; // the lowest class wins outright
+                let pos = self.head(class);
+                let g = gain(class, pos);
+                let earlier = best.is_none_or(|(_, p)| pos < p);
+                if g > best_gain || (g == best_gain && earlier) {
+                    (best, best_gain) = (Some((class, pos)), g);
                 }
             }
         }
@@ -368,28 +388,6 @@ impl Greedy {
                 bits &= bits - 1;
             }
             self.nonempty[w] = 0;
-        }
-    }
-}
-
-/// A candidate for the next pick: the head `pos` of class `class` (the number of picked items
-/// of its category) and its gain (finite λ only).
-#[derive(Clone, Copy)]
-struct Contender {
-    class: usize,
-    pos: u32,
-    gain: f64,
-}
-
-impl Contender {
-    /// Algorithm 2's order: the larger gain (λ = inf: the larger diversity term |S| − class),
-    /// then the larger f, then the smaller id, i.e. the earlier position in merge order.
-    #[inline]
-    fn beats(&self, other: &Contender, lam: Lambda) -> bool {
-        let earlier = self.pos < other.pos;
-        match lam {
-            Lambda::Inf => self.class < other.class || (self.class == other.class && earlier),
-            _ => self.gain > other.gain || (self.gain == other.gain && earlier),
         }
     }
 }
@@ -441,15 +439,8 @@ fn greedy_user<I: Id, C: Id>(
                 g.file(p, l);
             }
         }
-        // 2. The best of the class-0 head and each class's best head.
-        let mut best = g.best_class_head(lam, m);
-        if let Some(p) = head0 {
-            let c = g.contender(m, 0, p);
-            if best.is_none_or(|b| c.beats(&b, lam)) {
-                best = Some(c);
-            }
-        }
-        let Some(Contender { class, pos, .. }) = best else {
+        // 2. The best of the class-0 head and each class's head.
+        let Some((class, pos)) = g.choose(lam, m, head0) else {
             break;
         };
         // 3. Pick it.
