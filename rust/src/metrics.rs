@@ -387,20 +387,24 @@ fn diversity_pass<R: Id, C: Id>(
         sc.counts.resize((top as usize + 1).next_power_of_two(), 0);
     }
     sc.cat_count.clear_for(recs.len());
-    let (mut m, mut same, mut r) = (0_u64, 0_u64, 0);
+    let (mut m, mut same, mut start) = (0_u64, 0_u64, 0);
     for &(k, block) in order {
-        for r in r..k {
-            if !sc.shown[r] {
+        for (r, (&shown, &c)) in sc.shown[start..k]
+            .iter()
+            .zip(&sc.rec_cat[start..k])
+            .enumerate()
+        {
+            if !shown {
                 continue;
             }
-            let c = sc.rec_cat[r];
             let before = if direct {
                 let n = &mut sc.counts[c as usize];
                 *n += 1;
                 *n - 1
             } else {
                 if c < 0 {
-                    category_of(cats, recs[r].to_i64(), "recs", user)?; // the precise error
+                    let item = recs[start + r].to_i64();
+                    category_of(cats, item, "recs", user)?; // the precise error
                 }
                 let (prev, new) = sc.cat_count.get_or_insert(c, 1);
                 if !new {
@@ -415,7 +419,7 @@ fn diversity_pass<R: Id, C: Id>(
             same += before as u64;
             m += 1;
         }
-        r = k;
+        start = k;
         row[block * per_k + 3] = diversity(m, same);
     }
     if direct {
