@@ -1,17 +1,18 @@
-//! Contention-independent measurements of the kernels: CPU time per user and a checksum of the
-//! outputs, on inputs generated like `benches/_inputs.py` (same recipes; not the same random
-//! numbers). For instruction counts run it under callgrind and subtract a `reps = 0` run:
+//! Contention-independent measurements of the kernels, single-threaded on inputs generated like
+//! `benches/_inputs.py` (same recipes, not the same random numbers): CPU time per user, and a
+//! checksum of the outputs (to compare builds: equal checksums, equal outputs).
 //!
 //! ```text
 //! cargo build --release --example kernel_bench
-//! RAYON_NUM_THREADS=1 target/release/examples/kernel_bench agg uniform 0.1 10000 20
-//! RAYON_NUM_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-//!     target/release/examples/kernel_bench agg clustered inf 10000 1
+//! RAYON_NUM_THREADS=1 target/release/examples/kernel_bench agg clustered 0.1 10000 5
+//! RAYON_NUM_THREADS=1 target/release/examples/kernel_bench metrics plain standard 10000 20
 //! ```
 //!
-//! Arguments: `agg <uniform|clustered> <lam> <users> <reps>` or
-//! `metrics <plain|diversity> <standard|comirec> <users> <reps>`. CPU time is the sum over the process's threads
-//! (from /proc, in ns), so it counts work, not waiting for a busy core.
+//! Arguments: `agg <uniform|clustered> <lam> <users> <reps>` (n = 50, or `TOPN`) or
+//! `metrics <plain|diversity> <standard|comirec> <users> <reps>`. CPU time is the sum over the
+//! process's threads (from /proc, in ns): the work done, not the wait for a busy core.
+//! Instructions per user: run under `valgrind --tool=callgrind` with 3 and with 1 rep and divide
+//! the difference of the totals by 2 × users (input generation cancels out).
 
 use std::time::Instant;
 
@@ -49,26 +50,7 @@ impl Rng {
 fn category_table(rng: &mut Rng) -> Vec<i32> {
     let mut cats: Vec<i32> = (0..=N_ITEMS).map(|_| rng.below(N_CATS) as i32).collect();
     cats[0] = -1;
-    huge_pages(&cats);
     cats
-}
-
-extern "C" {
-    fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
-}
-
-/// Back a large array by transparent huge pages where the kernel allows it (`madvise` mode), as
-/// numpy does for its large arrays: otherwise random lookups in a 4 MB table pay a TLB miss each,
-/// which a NumPy caller would not.
-fn huge_pages<T>(v: &[T]) {
-    const HUGE: usize = 2 << 20;
-    let (start, len) = (v.as_ptr() as usize, std::mem::size_of_val(v));
-    let aligned = start.next_multiple_of(HUGE);
-    if aligned + HUGE <= start + len {
-        let span = (start + len - aligned) / HUGE * HUGE;
-        // SAFETY: advice only (MADV_HUGEPAGE = 14) on memory this process owns.
-        unsafe { madvise(aligned as *mut std::ffi::c_void, span, 14) };
-    }
 }
 
 /// Each row's scores: standard normal, sorted descending, + 2.
