@@ -8,8 +8,10 @@
 //! of f + λ·(|S| − c) is monotone in f. Per pick we therefore compare one head per class:
 //! class 0 (categories not yet picked) is the next item of the merge whose category has no pick,
 //! classes c ≥ 1 are small heaps; a pick moves its category up one class. No O(n·K·N) scan, and
-//! the merge is consumed lazily (see `greedy_user`): only the candidates it reaches are looked up
-//! in `cats` (validated then), typically a little more than n of the K·N.
+//! the merge is consumed lazily (see `greedy_user`): only the candidates it reaches are validated
+//! against `cats`, typically a little more than n of the K·N with uniformly spread categories, most
+//! of them when each interest's list is one category. (The categories of each row's first
+//! candidates, as deep as the previous user needed, are read ahead in one pass: see `gather`.)
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -284,20 +286,18 @@ impl Greedy {
     }
 
     /// File the taken candidate `p` of the picked category `l` behind that category's known
-    /// ones; true when it became the category's head (and so entered its class).
+    /// ones; the first one becomes the category's head and so enters its class.
     #[inline]
-    fn file(&mut self, p: u32, l: usize) -> bool {
+    fn file(&mut self, p: u32, l: usize) {
         let cat = &mut self.categories[l];
         if cat.first == NONE {
             cat.first = p;
             cat.last = p;
             let class = cat.count as usize;
             self.push_class(class, p);
-            true
         } else {
             let last = std::mem::replace(&mut cat.last, p);
             self.taken[last as usize].next = p;
-            false
         }
     }
 
