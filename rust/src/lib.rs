@@ -4,6 +4,7 @@
 //! `python.rs` holds the thin PyO3 wrappers (validate, detach, convert).
 
 mod python;
+pub mod sampler;
 
 use pyo3::prelude::*;
 

@@ -1,0 +1,640 @@
+//! Training and evaluation batches over CSR sequences (SPEC section 2).
+//!
+//! Sequences are a CSR pair: `indptr` (n_users + 1, non-decreasing, starting at 0) and `items`
+//! (each user's items in time order). Everything here is plain Rust over slices; the PyO3
+//! wrappers live in `python.rs`.
+//!
+//! Randomness is a small self-contained SplitMix64 so a batch is a pure function of
+//! (seed, step) on every platform, crate version and thread count:
+//! - the users of batch `step` come from one stream keyed by (seed, step), drawn serially;
+//! - the cut point of row `r` comes from its own stream keyed by (seed, step, r), so rows can be
+//!   filled in parallel in any order.
+//!
+//! `python/comirec/data/reference_sampler.py` restates these rules in pure Python; the tests
+//! check that both produce identical batches.
+
+use rayon::prelude::*;
+
+/// Below this many history cells a batch is filled serially (rayon's fork costs more).
+const PARALLEL_MIN_CELLS: usize = 16_384;
+
+const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+const SEED_SALT: u64 = 0x5851_F42D_4C95_7F2D;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SamplerError {
+    #[error("indptr: expected at least one entry (n_users + 1), got an empty array")]
+    EmptyIndptr,
+    #[error("indptr: expected indptr[0] == 0, got {0}")]
+    IndptrStart(i64),
+    #[error("indptr: expected non-decreasing offsets, but indptr[{pos}] = {next} < indptr[{prev_pos}] = {prev}", prev_pos = .pos - 1)]
+    IndptrDecreasing { pos: usize, prev: i64, next: i64 },
+    #[error("indptr: expected indptr[-1] == len(items) = {n_items}, got {last}")]
+    IndptrEnd { last: i64, n_items: usize },
+    #[error("users: expected user indices in [0, {n_users}), got {user} at position {pos}")]
+    UserOutOfRange {
+        pos: usize,
+        user: i64,
+        n_users: usize,
+    },
+    #[error("users: no user has more than min_hist = {min_hist} items, nothing to sample")]
+    NoEligibleUsers { min_hist: usize },
+    #[error("users: user {user} has {len} items, expected more than min_hist = {min_hist}")]
+    TooShort {
+        user: i64,
+        len: usize,
+        min_hist: usize,
+    },
+    #[error(
+        "batch_size: expected at most {n_users} (the eligible users; a batch draws users without \
+         replacement), got {batch_size}"
+    )]
+    BatchTooLarge { batch_size: usize, n_users: usize },
+    #[error("{name}: expected a positive integer, got 0")]
+    Zero { name: &'static str },
+}
+
+/// The SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mixer.
+#[inline]
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// SplitMix64: a counter through `mix64`. Small, fast, and passes BigCrush.
+#[derive(Debug, Clone)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    pub fn new(state: u64) -> Self {
+        Self { state }
+    }
+
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(GOLDEN_GAMMA);
+        mix64(self.state)
+    }
+
+    /// Uniform in `0..n` (n > 0) by Lemire's multiply-shift; the bias is below n / 2^64.
+    #[inline]
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// The key of batch `step`: every random choice of the batch derives from it.
+#[inline]
+pub fn batch_key(seed: u64, step: u64) -> u64 {
+    mix64(mix64(seed ^ SEED_SALT).wrapping_add(step))
+}
+
+/// The stream that draws row `row`'s cut point in the batch with key `key`.
+#[inline]
+pub fn row_stream(key: u64, row: u64) -> SplitMix64 {
+    SplitMix64::new(key ^ mix64(row.wrapping_add(1)))
+}
+
+/// Checks the CSR offsets once, so the kernels can trust them.
+pub fn validate_csr(indptr: &[i64], n_items: usize) -> Result<(), SamplerError> {
+    let first = *indptr.first().ok_or(SamplerError::EmptyIndptr)?;
+    if first != 0 {
+        return Err(SamplerError::IndptrStart(first));
+    }
+    for (pos, w) in indptr.windows(2).enumerate() {
+        if w[1] < w[0] {
+            return Err(SamplerError::IndptrDecreasing {
+                pos: pos + 1,
+                prev: w[0],
+                next: w[1],
+            });
+        }
+    }
+    let last = indptr[indptr.len() - 1];
+    if usize::try_from(last).ok() != Some(n_items) {
+        return Err(SamplerError::IndptrEnd { last, n_items });
+    }
+    Ok(())
+}
+
+/// Offsets of user `user` (in a validated CSR), or an error naming the bad index.
+#[inline]
+fn span(indptr: &[i64], user: i64, pos: usize) -> Result<(usize, usize), SamplerError> {
+    let n_users = indptr.len().saturating_sub(1);
+    match usize::try_from(user) {
+        // validate_csr guarantees 0 <= indptr[u] <= indptr[u + 1] <= len(items).
+        Ok(u) if u < n_users => Ok((indptr[u] as usize, indptr[u + 1] as usize)),
+        _ => Err(SamplerError::UserOutOfRange { pos, user, n_users }),
+    }
+}
+
+/// The users (in the given order) whose sequences are longer than `min_hist`: the only ones a
+/// training cut point `k` in `min_hist..len` exists for.
+pub fn eligible_users(
+    indptr: &[i64],
+    users: &[i64],
+    min_hist: usize,
+) -> Result<Vec<i64>, SamplerError> {
+    let mut out = Vec::with_capacity(users.len());
+    for (pos, &u) in users.iter().enumerate() {
+        let (start, end) = span(indptr, u, pos)?;
+        if end - start > min_hist {
+            out.push(u);
+        }
+    }
+    if out.is_empty() {
+        return Err(SamplerError::NoEligibleUsers { min_hist });
+    }
+    Ok(out)
+}
+
+/// Draws `out.len()` positions in `0..n` for one batch.
+///
+/// Without replacement (the authors draw a batch with `random.sample`): rejection of repeats
+/// while the batch is at most half the population, a partial Fisher-Yates shuffle beyond that.
+/// Both are exact uniform samples of distinct positions in draw order.
+pub fn draw_positions(
+    n: usize,
+    replacement: bool,
+    rng: &mut SplitMix64,
+    out: &mut [usize],
+) -> Result<(), SamplerError> {
+    let b = out.len();
+    if n == 0 && b > 0 {
+        return Err(SamplerError::BatchTooLarge {
+            batch_size: b,
+            n_users: 0,
+        });
+    }
+    if replacement {
+        for o in out.iter_mut() {
+            *o = rng.below(n as u64) as usize;
+        }
+        return Ok(());
+    }
+    if b > n {
+        return Err(SamplerError::BatchTooLarge {
+            batch_size: b,
+            n_users: n,
+        });
+    }
+    if 2 * b <= n {
+        // Open addressing over a power-of-two table at most half full.
+        let cap = (2 * b).next_power_of_two().max(8);
+        let mask = cap - 1;
+        let mut table = vec![usize::MAX; cap];
+        let mut filled = 0;
+        while filled < b {
+            let p = rng.below(n as u64) as usize;
+            let mut slot = (mix64(p as u64) as usize) & mask;
+            loop {
+                if table[slot] == usize::MAX {
+                    table[slot] = p;
+                    out[filled] = p;
+                    filled += 1;
+                    break;
+                }
+                if table[slot] == p {
+                    break; // a repeat: draw again
+                }
+                slot = (slot + 1) & mask;
+            }
+        }
+    } else {
+        let mut perm: Vec<usize> = (0..n).collect();
+        for i in 0..b {
+            let j = i + rng.below((n - i) as u64) as usize;
+            perm.swap(i, j);
+            out[i] = perm[i];
+        }
+    }
+    Ok(())
+}
+
+/// One training row: cut `k` uniform in `min_hist..len`, target `items[k]`, history the last
+/// `maxlen` items before `k`, left-aligned and zero-padded. Returns the target.
+#[inline]
+fn fill_train_row(
+    seq: &[i32],
+    min_hist: usize,
+    rng: &mut SplitMix64,
+    history: &mut [i64],
+    mask: &mut [f32],
+) -> i64 {
+    let k = min_hist + rng.below((seq.len() - min_hist) as u64) as usize;
+    let maxlen = history.len();
+    let lo = k.saturating_sub(maxlen);
+    let hist = &seq[lo..k];
+    for (h, &it) in history.iter_mut().zip(hist) {
+        *h = i64::from(it);
+    }
+    history[hist.len()..].fill(0);
+    mask[..hist.len()].fill(1.0);
+    mask[hist.len()..].fill(0.0);
+    i64::from(seq[k])
+}
+
+/// One row of a batch being filled: (row index, ((history, mask), target slot)).
+type Row<'a, T> = (usize, ((&'a mut [i64], &'a mut [f32]), T));
+
+/// A training batch as flat row-major buffers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainBatch {
+    pub users: Vec<i64>,
+    pub history: Vec<i64>,
+    pub mask: Vec<f32>,
+    pub target: Vec<i64>,
+}
+
+/// Batch `step` of the training stream: `batch_size` users drawn from `eligible` (users longer
+/// than `min_hist`, see [`eligible_users`]), one random cut each. A pure function of its inputs.
+#[allow(clippy::too_many_arguments)]
+pub fn train_batch(
+    indptr: &[i64],
+    items: &[i32],
+    eligible: &[i64],
+    batch_size: usize,
+    maxlen: usize,
+    min_hist: usize,
+    seed: u64,
+    step: u64,
+    replacement: bool,
+) -> Result<TrainBatch, SamplerError> {
+    if batch_size == 0 {
+        return Err(SamplerError::Zero { name: "batch_size" });
+    }
+    if maxlen == 0 {
+        return Err(SamplerError::Zero { name: "maxlen" });
+    }
+    let key = batch_key(seed, step);
+    let mut positions = vec![0usize; batch_size];
+    draw_positions(
+        eligible.len(),
+        replacement,
+        &mut SplitMix64::new(key),
+        &mut positions,
+    )?;
+    let users: Vec<i64> = positions.iter().map(|&p| eligible[p]).collect();
+    // Resolve and check every row before the (possibly parallel) fill, so it cannot fail.
+    let mut spans = Vec::with_capacity(batch_size);
+    for (pos, &u) in users.iter().enumerate() {
+        let (start, end) = span(indptr, u, pos)?;
+        if end - start <= min_hist {
+            return Err(SamplerError::TooShort {
+                user: u,
+                len: end - start,
+                min_hist,
+            });
+        }
+        if end > items.len() {
+            return Err(SamplerError::IndptrEnd {
+                last: end as i64,
+                n_items: items.len(),
+            });
+        }
+        spans.push((start, end));
+    }
+    let mut history = vec![0i64; batch_size * maxlen];
+    let mut mask = vec![0f32; batch_size * maxlen];
+    let mut target = vec![0i64; batch_size];
+    let fill = |(row, ((h, m), t)): Row<'_, &mut i64>| {
+        let (start, end) = spans[row];
+        *t = fill_train_row(
+            &items[start..end],
+            min_hist,
+            &mut row_stream(key, row as u64),
+            h,
+            m,
+        );
+    };
+    if batch_size * maxlen < PARALLEL_MIN_CELLS {
+        history
+            .chunks_mut(maxlen)
+            .zip(mask.chunks_mut(maxlen))
+            .zip(target.iter_mut())
+            .enumerate()
+            .for_each(fill);
+    } else {
+        history
+            .par_chunks_mut(maxlen)
+            .zip(mask.par_chunks_mut(maxlen))
+            .zip(target.par_iter_mut())
+            .enumerate()
+            .for_each(fill);
+    }
+    Ok(TrainBatch {
+        users,
+        history,
+        mask,
+        target,
+    })
+}
+
+/// An evaluation batch as flat buffers: histories plus CSR targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalBatch {
+    pub history: Vec<i64>,
+    pub mask: Vec<f32>,
+    pub target_indptr: Vec<i64>,
+    pub target_items: Vec<i64>,
+}
+
+/// The evaluation cut `k = floor(0.8 * len)`, in integers (equal to the float formula for every
+/// length below 2^53, as in the authors' `int(len * 0.8)`).
+#[inline]
+pub fn eval_cut(len: usize) -> usize {
+    len * 4 / 5
+}
+
+/// Evaluation rows for `users`: history = the last `maxlen` of `items[:k]`, targets = `items[k:]`.
+pub fn eval_batch(
+    indptr: &[i64],
+    items: &[i32],
+    users: &[i64],
+    maxlen: usize,
+) -> Result<EvalBatch, SamplerError> {
+    if maxlen == 0 {
+        return Err(SamplerError::Zero { name: "maxlen" });
+    }
+    let mut spans = Vec::with_capacity(users.len());
+    let mut target_indptr = Vec::with_capacity(users.len() + 1);
+    target_indptr.push(0i64);
+    let mut total = 0usize;
+    for (pos, &u) in users.iter().enumerate() {
+        let (start, end) = span(indptr, u, pos)?;
+        if end > items.len() {
+            return Err(SamplerError::IndptrEnd {
+                last: end as i64,
+                n_items: items.len(),
+            });
+        }
+        total += end - start - eval_cut(end - start);
+        target_indptr.push(total as i64);
+        spans.push((start, end));
+    }
+    let b = users.len();
+    let mut history = vec![0i64; b * maxlen];
+    let mut mask = vec![0f32; b * maxlen];
+    let mut target_items = vec![0i64; total];
+    // Split the flat target buffer into one slice per row, so rows fill independently.
+    let mut target_rows: Vec<&mut [i64]> = Vec::with_capacity(b);
+    let mut rest = target_items.as_mut_slice();
+    for w in target_indptr.windows(2) {
+        let (row, tail) = rest.split_at_mut((w[1] - w[0]) as usize);
+        target_rows.push(row);
+        rest = tail;
+    }
+    let fill = |(row, ((h, m), t)): Row<'_, &mut &mut [i64]>| {
+        let (start, end) = spans[row];
+        let seq = &items[start..end];
+        let k = eval_cut(seq.len());
+        let hist = &seq[k.saturating_sub(maxlen)..k];
+        for (dst, &it) in h.iter_mut().zip(hist) {
+            *dst = i64::from(it);
+        }
+        m[..hist.len()].fill(1.0);
+        for (dst, &it) in t.iter_mut().zip(&seq[k..]) {
+            *dst = i64::from(it);
+        }
+    };
+    if b * maxlen < PARALLEL_MIN_CELLS {
+        history
+            .chunks_mut(maxlen)
+            .zip(mask.chunks_mut(maxlen))
+            .zip(target_rows.iter_mut())
+            .enumerate()
+            .for_each(fill);
+    } else {
+        history
+            .par_chunks_mut(maxlen)
+            .zip(mask.par_chunks_mut(maxlen))
+            .zip(target_rows.par_iter_mut())
+            .enumerate()
+            .for_each(fill);
+    }
+    Ok(EvalBatch {
+        history,
+        mask,
+        target_indptr,
+        target_items,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CSR where user u has length `lens[u]` and item j of user u is `1000 * u + j`.
+    fn csr(lens: &[usize]) -> (Vec<i64>, Vec<i32>) {
+        let mut indptr = vec![0i64];
+        let mut items = Vec::new();
+        for (u, &l) in lens.iter().enumerate() {
+            items.extend((0..l).map(|j| (1000 * u + j) as i32));
+            indptr.push(items.len() as i64);
+        }
+        (indptr, items)
+    }
+
+    #[test]
+    fn splitmix_matches_published_vector() {
+        // First outputs of SplitMix64 seeded with 0 (the reference C implementation).
+        let mut r = SplitMix64::new(0);
+        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn below_stays_in_range_and_covers_it() {
+        let mut r = SplitMix64::new(7);
+        let mut seen = [0u32; 5];
+        for _ in 0..10_000 {
+            let x = r.below(5) as usize;
+            seen[x] += 1;
+        }
+        assert!(seen.iter().all(|&c| c > 1800 && c < 2200), "{seen:?}");
+    }
+
+    #[test]
+    fn validate_csr_rejects_bad_offsets() {
+        assert_eq!(validate_csr(&[], 0), Err(SamplerError::EmptyIndptr));
+        assert_eq!(validate_csr(&[1, 2], 2), Err(SamplerError::IndptrStart(1)));
+        assert_eq!(
+            validate_csr(&[0, 3, 2], 2),
+            Err(SamplerError::IndptrDecreasing {
+                pos: 2,
+                prev: 3,
+                next: 2
+            })
+        );
+        assert_eq!(
+            validate_csr(&[0, 2], 3),
+            Err(SamplerError::IndptrEnd {
+                last: 2,
+                n_items: 3
+            })
+        );
+        assert_eq!(validate_csr(&[0, 2, 3], 3), Ok(()));
+    }
+
+    #[test]
+    fn eligible_users_keeps_order_and_drops_short() {
+        let (indptr, _) = csr(&[5, 4, 6, 0]);
+        assert_eq!(
+            eligible_users(&indptr, &[2, 1, 0, 3], 4).unwrap(),
+            vec![2, 0]
+        );
+        assert_eq!(
+            eligible_users(&indptr, &[1, 3], 4),
+            Err(SamplerError::NoEligibleUsers { min_hist: 4 })
+        );
+        assert!(matches!(
+            eligible_users(&indptr, &[4], 4),
+            Err(SamplerError::UserOutOfRange { .. })
+        ));
+        assert!(matches!(
+            eligible_users(&indptr, &[-1], 4),
+            Err(SamplerError::UserOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn draws_are_distinct_without_replacement() {
+        for &(n, b) in &[(10usize, 10usize), (10, 4), (1000, 256), (300, 256), (1, 1)] {
+            for seed in 0..20 {
+                let mut out = vec![0usize; b];
+                draw_positions(n, false, &mut SplitMix64::new(seed), &mut out).unwrap();
+                let mut s = out.clone();
+                s.sort_unstable();
+                s.dedup();
+                assert_eq!(s.len(), b);
+                assert!(out.iter().all(|&p| p < n));
+            }
+        }
+        let mut out = vec![0usize; 11];
+        assert_eq!(
+            draw_positions(10, false, &mut SplitMix64::new(0), &mut out),
+            Err(SamplerError::BatchTooLarge {
+                batch_size: 11,
+                n_users: 10
+            })
+        );
+        assert!(draw_positions(10, true, &mut SplitMix64::new(0), &mut out).is_ok());
+    }
+
+    #[test]
+    fn train_rows_follow_the_protocol() {
+        let lens = [5usize, 6, 30, 80, 7, 9, 100, 5];
+        let (indptr, items) = csr(&lens);
+        let eligible: Vec<i64> = (0..lens.len() as i64).collect();
+        let (maxlen, min_hist) = (20, 4);
+        for step in 0..50 {
+            let b = train_batch(
+                &indptr, &items, &eligible, 6, maxlen, min_hist, 3, step, false,
+            )
+            .unwrap();
+            for r in 0..6 {
+                let u = b.users[r] as usize;
+                let t = b.target[r];
+                let k = (t - 1000 * u as i64) as usize; // items encode their position
+                assert!(k >= min_hist && k < lens[u]);
+                let h = &b.history[r * maxlen..(r + 1) * maxlen];
+                let m = &b.mask[r * maxlen..(r + 1) * maxlen];
+                let n = k.min(maxlen);
+                for j in 0..maxlen {
+                    if j < n {
+                        assert_eq!(h[j], (1000 * u + k - n + j) as i64);
+                        assert_eq!(m[j], 1.0);
+                    } else {
+                        assert_eq!((h[j], m[j]), (0, 0.0));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn train_batch_is_a_function_of_seed_and_step() {
+        let (indptr, items) = csr(&[50; 400]);
+        let eligible: Vec<i64> = (0..400).collect();
+        // 256 x 100 cells takes the parallel path; 4 x 10 the serial one.
+        for &(bs, maxlen) in &[(256usize, 100usize), (4, 10)] {
+            let a = train_batch(&indptr, &items, &eligible, bs, maxlen, 4, 11, 5, false).unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            let b = pool.install(|| {
+                train_batch(&indptr, &items, &eligible, bs, maxlen, 4, 11, 5, false).unwrap()
+            });
+            assert_eq!(a, b);
+            let c = train_batch(&indptr, &items, &eligible, bs, maxlen, 4, 11, 6, false).unwrap();
+            assert_ne!(a, c);
+        }
+    }
+
+    #[test]
+    fn train_batch_reports_bad_input() {
+        let (indptr, items) = csr(&[5, 3]);
+        assert_eq!(
+            train_batch(&indptr, &items, &[1], 1, 4, 4, 0, 0, false),
+            Err(SamplerError::TooShort {
+                user: 1,
+                len: 3,
+                min_hist: 4
+            })
+        );
+        assert_eq!(
+            train_batch(&indptr, &items, &[0], 0, 4, 4, 0, 0, false),
+            Err(SamplerError::Zero { name: "batch_size" })
+        );
+        assert_eq!(
+            train_batch(&indptr, &items, &[0], 2, 4, 4, 0, 0, false),
+            Err(SamplerError::BatchTooLarge {
+                batch_size: 2,
+                n_users: 1
+            })
+        );
+    }
+
+    #[test]
+    fn eval_rows_cut_at_four_fifths() {
+        let lens = [5usize, 10, 1, 0, 63];
+        let (indptr, items) = csr(&lens);
+        let users = [4i64, 0, 1, 2, 3];
+        let maxlen = 8;
+        let e = eval_batch(&indptr, &items, &users, maxlen).unwrap();
+        for (r, &u) in users.iter().enumerate() {
+            let u = u as usize;
+            let len = lens[u];
+            let k = (0.8 * len as f64).floor() as usize;
+            let t = &e.target_items[e.target_indptr[r] as usize..e.target_indptr[r + 1] as usize];
+            let want: Vec<i64> = (k..len).map(|j| (1000 * u + j) as i64).collect();
+            assert_eq!(t, want.as_slice());
+            let n = k.min(maxlen);
+            let h = &e.history[r * maxlen..(r + 1) * maxlen];
+            let m = &e.mask[r * maxlen..(r + 1) * maxlen];
+            for (j, (&hj, &mj)) in h.iter().zip(m).enumerate() {
+                let want = if j < n {
+                    (1000 * u + k - n + j) as i64
+                } else {
+                    0
+                };
+                assert_eq!((hj, mj), (want, if j < n { 1.0 } else { 0.0 }));
+            }
+        }
+        assert!(matches!(
+            eval_batch(&indptr, &items, &[5], 4),
+            Err(SamplerError::UserOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn eval_cut_equals_float_floor() {
+        for len in 0..100_000usize {
+            assert_eq!(eval_cut(len), (len as f64 * 0.8) as usize);
+        }
+    }
+}
