@@ -26,6 +26,21 @@ def command(name: str, help: str, target: str) -> Callable[[Registrar], Registra
 # -- commands are registered below (each one's options, then the module that runs it) --
 
 
+# data layer (issue 3)
+@command("prepare", "Prepare a dataset: read raw files, filter, remap ids, split users, write a memory-mapped directory.", "comirec.data.commands:run_prepare")
+def _prepare_options(p: argparse.ArgumentParser) -> None:
+    from comirec.config import PrepareConfig, add_arguments
+
+    add_arguments(p, PrepareConfig)
+
+
+@command("synth", "Write a SYNTHETIC prepared dataset with planted category interests (tests, scale benchmarks).", "comirec.data.commands:run_synth")
+def _synth_options(p: argparse.ArgumentParser) -> None:
+    from comirec.config import SynthConfig, add_arguments
+
+    add_arguments(p, SynthConfig)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comirec", description="Controllable multi-interest recommendation (ComiRec).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -11,6 +11,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sampler_eligible_users, m)?)?;
     m.add_function(wrap_pyfunction!(sampler_train_batch, m)?)?;
     m.add_function(wrap_pyfunction!(sampler_eval_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(sampler_mark_forked, m)?)?;
     Ok(())
 }
 
@@ -48,6 +49,12 @@ mod sampler_py {
         let a = Array2::from_shape_vec((b, w), v)
             .map_err(|e| PyValueError::new_err(format!("internal: {e}")))?;
         Ok(a.into_pyarray(py))
+    }
+
+    /// Call in a fork()ed child: fill batches serially (rayon's pool does not survive fork).
+    #[pyfunction]
+    pub fn sampler_mark_forked() {
+        sampler::mark_forked();
     }
 
     /// Check CSR offsets: indptr[0] == 0, non-decreasing, indptr[-1] == n_items.
@@ -162,6 +169,7 @@ mod sampler_py {
 }
 
 use sampler_py::{
-    sampler_eligible_users, sampler_eval_batch, sampler_train_batch, sampler_validate_csr,
+    sampler_eligible_users, sampler_eval_batch, sampler_mark_forked, sampler_train_batch,
+    sampler_validate_csr,
 };
 // ===== end sampler =========================================================================

@@ -13,10 +13,28 @@
 //! `python/comirec/data/reference_sampler.py` restates these rules in pure Python; the tests
 //! check that both produce identical batches.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rayon::prelude::*;
 
 /// Below this many history cells a batch is filled serially (rayon's fork costs more).
-const PARALLEL_MIN_CELLS: usize = 16_384;
+const PARALLEL_MIN_CELLS: usize = 4_096;
+
+/// Set in a child process created by fork(): rayon's global pool does not survive a fork (its
+/// threads are gone, so a parallel call would wait forever), so a forked child, such as a
+/// torch DataLoader worker, fills batches serially. `comirec.data.sampler` sets it through
+/// `os.register_at_fork`.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Marks this process as a fork()ed child: from now on every batch is filled serially.
+pub fn mark_forked() {
+    FORKED.store(true, Ordering::Relaxed);
+}
+
+#[inline]
+fn use_parallel(cells: usize) -> bool {
+    cells >= PARALLEL_MIN_CELLS && !FORKED.load(Ordering::Relaxed)
+}
 
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 const SEED_SALT: u64 = 0x5851_F42D_4C95_7F2D;
@@ -214,31 +232,16 @@ pub fn draw_positions(
     Ok(())
 }
 
-/// One training row: cut `k` uniform in `min_hist..len`, target `items[k]`, history the last
-/// `maxlen` items before `k`, left-aligned and zero-padded. Returns the target.
+/// Copies `hist` into the front of `history`, zero-pads the rest, and sets the mask to match.
 #[inline]
-fn fill_train_row(
-    seq: &[i32],
-    min_hist: usize,
-    rng: &mut SplitMix64,
-    history: &mut [i64],
-    mask: &mut [f32],
-) -> i64 {
-    let k = min_hist + rng.below((seq.len() - min_hist) as u64) as usize;
-    let maxlen = history.len();
-    let lo = k.saturating_sub(maxlen);
-    let hist = &seq[lo..k];
+fn fill_history(hist: &[i32], history: &mut [i64], mask: &mut [f32]) {
     for (h, &it) in history.iter_mut().zip(hist) {
         *h = i64::from(it);
     }
     history[hist.len()..].fill(0);
     mask[..hist.len()].fill(1.0);
     mask[hist.len()..].fill(0.0);
-    i64::from(seq[k])
 }
-
-/// One row of a batch being filled: (row index, ((history, mask), target slot)).
-type Row<'a, T> = (usize, ((&'a mut [i64], &'a mut [f32]), T));
 
 /// A training batch as flat row-major buffers.
 #[derive(Debug, Clone, PartialEq)]
@@ -278,14 +281,18 @@ pub fn train_batch(
         &mut positions,
     )?;
     let users: Vec<i64> = positions.iter().map(|&p| eligible[p]).collect();
-    // Resolve and check every row before the (possibly parallel) fill, so it cannot fail.
-    let mut spans = Vec::with_capacity(batch_size);
-    for (pos, &u) in users.iter().enumerate() {
-        let (start, end) = span(indptr, u, pos)?;
-        if end - start <= min_hist {
+    // Resolve, check and cut every row first, so the (possibly parallel) fill cannot fail.
+    // Reading the targets here also issues each row's random memory access early and
+    // independently of the others, which hides most of the latency.
+    let mut cuts = Vec::with_capacity(batch_size);
+    let mut target = Vec::with_capacity(batch_size);
+    for (row, &u) in users.iter().enumerate() {
+        let (start, end) = span(indptr, u, row)?;
+        let len = end - start;
+        if len <= min_hist {
             return Err(SamplerError::TooShort {
                 user: u,
-                len: end - start,
+                len,
                 min_hist,
             });
         }
@@ -295,33 +302,27 @@ pub fn train_batch(
                 n_items: items.len(),
             });
         }
-        spans.push((start, end));
+        // The cut k is uniform in min_hist..len, from the row's own stream.
+        let k = min_hist + row_stream(key, row as u64).below((len - min_hist) as u64) as usize;
+        cuts.push((start, k));
+        target.push(i64::from(items[start + k]));
     }
     let mut history = vec![0i64; batch_size * maxlen];
     let mut mask = vec![0f32; batch_size * maxlen];
-    let mut target = vec![0i64; batch_size];
-    let fill = |(row, ((h, m), t)): Row<'_, &mut i64>| {
-        let (start, end) = spans[row];
-        *t = fill_train_row(
-            &items[start..end],
-            min_hist,
-            &mut row_stream(key, row as u64),
-            h,
-            m,
-        );
+    let fill = |(row, (h, m)): (usize, (&mut [i64], &mut [f32]))| {
+        let (start, k) = cuts[row];
+        fill_history(&items[start + k.saturating_sub(maxlen)..start + k], h, m);
     };
-    if batch_size * maxlen < PARALLEL_MIN_CELLS {
+    if use_parallel(batch_size * maxlen) {
         history
-            .chunks_mut(maxlen)
-            .zip(mask.chunks_mut(maxlen))
-            .zip(target.iter_mut())
+            .par_chunks_mut(maxlen)
+            .zip(mask.par_chunks_mut(maxlen))
             .enumerate()
             .for_each(fill);
     } else {
         history
-            .par_chunks_mut(maxlen)
-            .zip(mask.par_chunks_mut(maxlen))
-            .zip(target.par_iter_mut())
+            .chunks_mut(maxlen)
+            .zip(mask.chunks_mut(maxlen))
             .enumerate()
             .for_each(fill);
     }
@@ -387,20 +388,20 @@ pub fn eval_batch(
         target_rows.push(row);
         rest = tail;
     }
-    let fill = |(row, ((h, m), t)): Row<'_, &mut &mut [i64]>| {
+    type EvalRow<'a, 'b> = (
+        usize,
+        ((&'a mut [i64], &'a mut [f32]), &'a mut &'b mut [i64]),
+    );
+    let fill = |(row, ((h, m), t)): EvalRow<'_, '_>| {
         let (start, end) = spans[row];
         let seq = &items[start..end];
         let k = eval_cut(seq.len());
-        let hist = &seq[k.saturating_sub(maxlen)..k];
-        for (dst, &it) in h.iter_mut().zip(hist) {
-            *dst = i64::from(it);
-        }
-        m[..hist.len()].fill(1.0);
+        fill_history(&seq[k.saturating_sub(maxlen)..k], h, m);
         for (dst, &it) in t.iter_mut().zip(&seq[k..]) {
             *dst = i64::from(it);
         }
     };
-    if b * maxlen < PARALLEL_MIN_CELLS {
+    if !use_parallel(b * maxlen) {
         history
             .chunks_mut(maxlen)
             .zip(mask.chunks_mut(maxlen))
