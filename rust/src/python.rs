@@ -69,19 +69,22 @@ mod sampler_py {
             .map_err(value_error)
     }
 
-    /// The given users whose sequences are longer than min_hist, in order.
+    type Pair<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+
+    /// The given users whose sequences are longer than min_hist, in order, and their item
+    /// ranges flattened [start, end, ...].
     #[pyfunction]
     pub fn sampler_eligible_users<'py>(
         py: Python<'py>,
         indptr: PyReadonlyArray1<'py, i64>,
         users: PyReadonlyArray1<'py, i64>,
         min_hist: usize,
-    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    ) -> PyResult<Pair<'py>> {
         let (ip, us) = (slice(&indptr, "indptr")?, slice(&users, "users")?);
-        let out = py
+        let (out, spans) = py
             .detach(|| sampler::eligible_users(ip, us, min_hist))
             .map_err(value_error)?;
-        Ok(out.into_pyarray(py))
+        Ok((out.into_pyarray(py), spans.into_pyarray(py)))
     }
 
     type TrainOut<'py> = (
@@ -96,9 +99,9 @@ mod sampler_py {
     #[allow(clippy::too_many_arguments)]
     pub fn sampler_train_batch<'py>(
         py: Python<'py>,
-        indptr: PyReadonlyArray1<'py, i64>,
         items: PyReadonlyArray1<'py, i32>,
         eligible: PyReadonlyArray1<'py, i64>,
+        spans: PyReadonlyArray1<'py, i64>,
         batch_size: usize,
         maxlen: usize,
         min_hist: usize,
@@ -106,17 +109,17 @@ mod sampler_py {
         step: u64,
         replacement: bool,
     ) -> PyResult<TrainOut<'py>> {
-        let (ip, it, el) = (
-            slice(&indptr, "indptr")?,
+        let (it, el, sp) = (
             slice(&items, "items")?,
             slice(&eligible, "users")?,
+            slice(&spans, "spans")?,
         );
         let b = py
             .detach(|| {
                 sampler::train_batch(
-                    ip,
                     it,
                     el,
+                    sp,
                     batch_size,
                     maxlen,
                     min_hist,

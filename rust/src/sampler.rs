@@ -68,6 +68,15 @@ pub enum SamplerError {
          replacement), got {batch_size}"
     )]
     BatchTooLarge { batch_size: usize, n_users: usize },
+    #[error("users: user {user} has items [{start}, {end}), outside the {n_items} items")]
+    BadSpan {
+        user: i64,
+        start: i64,
+        end: i64,
+        n_items: usize,
+    },
+    #[error("spans: expected 2 entries per eligible user ({users}), got {spans}")]
+    SpansLength { spans: usize, users: usize },
     #[error("{name}: expected a positive integer, got 0")]
     Zero { name: &'static str },
 }
@@ -149,24 +158,29 @@ fn span(indptr: &[i64], user: i64, pos: usize) -> Result<(usize, usize), Sampler
     }
 }
 
-/// The users (in the given order) whose sequences are longer than `min_hist`: the only ones a
-/// training cut point `k` in `min_hist..len` exists for.
+/// The users that training can draw: those (in the given order) whose sequences are longer
+/// than `min_hist`, so that a cut point `k` in `min_hist..len` exists.
+///
+/// Returns the users and their item ranges, flattened `[start_0, end_0, start_1, ...]`: a batch
+/// then reaches a user's items with one random access instead of two dependent ones.
 pub fn eligible_users(
     indptr: &[i64],
     users: &[i64],
     min_hist: usize,
-) -> Result<Vec<i64>, SamplerError> {
+) -> Result<(Vec<i64>, Vec<i64>), SamplerError> {
     let mut out = Vec::with_capacity(users.len());
+    let mut spans = Vec::with_capacity(2 * users.len());
     for (pos, &u) in users.iter().enumerate() {
         let (start, end) = span(indptr, u, pos)?;
         if end - start > min_hist {
             out.push(u);
+            spans.extend([start as i64, end as i64]);
         }
     }
     if out.is_empty() {
         return Err(SamplerError::NoEligibleUsers { min_hist });
     }
-    Ok(out)
+    Ok((out, spans))
 }
 
 /// Draws `out.len()` positions in `0..n` for one batch.
@@ -252,13 +266,26 @@ pub struct TrainBatch {
     pub target: Vec<i64>,
 }
 
-/// Batch `step` of the training stream: `batch_size` users drawn from `eligible` (users longer
-/// than `min_hist`, see [`eligible_users`]), one random cut each. A pure function of its inputs.
+/// Hints the CPU to start loading the cache line at `ptr` (a no-op off x86_64).
+#[inline(always)]
+fn prefetch(ptr: *const i32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint; it never faults and reads nothing, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(ptr as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
+/// Batch `step` of the training stream: `batch_size` users drawn from the eligible users (see
+/// [`eligible_users`], which also gives `spans`), one random cut each. A pure function of its
+/// inputs.
 #[allow(clippy::too_many_arguments)]
 pub fn train_batch(
-    indptr: &[i64],
     items: &[i32],
     eligible: &[i64],
+    spans: &[i64],
     batch_size: usize,
     maxlen: usize,
     min_hist: usize,
@@ -272,6 +299,12 @@ pub fn train_batch(
     if maxlen == 0 {
         return Err(SamplerError::Zero { name: "maxlen" });
     }
+    if spans.len() != 2 * eligible.len() {
+        return Err(SamplerError::SpansLength {
+            spans: spans.len(),
+            users: eligible.len(),
+        });
+    }
     let key = batch_key(seed, step);
     let mut positions = vec![0usize; batch_size];
     draw_positions(
@@ -280,38 +313,49 @@ pub fn train_batch(
         &mut SplitMix64::new(key),
         &mut positions,
     )?;
-    let users: Vec<i64> = positions.iter().map(|&p| eligible[p]).collect();
-    // Resolve, check and cut every row first, so the (possibly parallel) fill cannot fail.
-    // Reading the targets here also issues each row's random memory access early and
-    // independently of the others, which hides most of the latency.
+    // Stage the random memory accesses so that each loop's loads are independent of one
+    // another (the CPU overlaps them): first every row's range, then its cut, target and
+    // history lines, then the copies.
     let mut cuts = Vec::with_capacity(batch_size);
+    for &p in &positions {
+        cuts.push((spans[2 * p], spans[2 * p + 1]));
+    }
     let mut target = Vec::with_capacity(batch_size);
-    for (row, &u) in users.iter().enumerate() {
-        let (start, end) = span(indptr, u, row)?;
-        let len = end - start;
+    for (row, cut) in cuts.iter_mut().enumerate() {
+        let (start, end) = *cut;
+        if start < 0 || start > end || end as usize > items.len() {
+            return Err(SamplerError::BadSpan {
+                user: eligible[positions[row]],
+                start,
+                end,
+                n_items: items.len(),
+            });
+        }
+        let (start, len) = (start as usize, (end - start) as usize);
         if len <= min_hist {
             return Err(SamplerError::TooShort {
-                user: u,
+                user: eligible[positions[row]],
                 len,
                 min_hist,
             });
         }
-        if end > items.len() {
-            return Err(SamplerError::IndptrEnd {
-                last: end as i64,
-                n_items: items.len(),
-            });
-        }
         // The cut k is uniform in min_hist..len, from the row's own stream.
         let k = min_hist + row_stream(key, row as u64).below((len - min_hist) as u64) as usize;
-        cuts.push((start, k));
+        let lo = start + k.saturating_sub(maxlen);
+        let mut line = lo;
+        while line < start + k {
+            prefetch(items[line..].as_ptr());
+            line += 16; // 64-byte cache lines hold 16 items
+        }
         target.push(i64::from(items[start + k]));
+        *cut = (lo as i64, (start + k) as i64);
     }
+    let users: Vec<i64> = positions.iter().map(|&p| eligible[p]).collect();
     let mut history = vec![0i64; batch_size * maxlen];
     let mut mask = vec![0f32; batch_size * maxlen];
     let fill = |(row, (h, m)): (usize, (&mut [i64], &mut [f32]))| {
-        let (start, k) = cuts[row];
-        fill_history(&items[start + k.saturating_sub(maxlen)..start + k], h, m);
+        let (lo, k) = cuts[row];
+        fill_history(&items[lo as usize..k as usize], h, m);
     };
     if use_parallel(batch_size * maxlen) {
         history
@@ -428,6 +472,14 @@ pub fn eval_batch(
 mod tests {
     use super::*;
 
+    /// Flattened [start, end) ranges of `users`, as `eligible_users` returns them.
+    fn spans(indptr: &[i64], users: &[i64]) -> Vec<i64> {
+        users
+            .iter()
+            .flat_map(|&u| [indptr[u as usize], indptr[u as usize + 1]])
+            .collect()
+    }
+
     /// A CSR where user u has length `lens[u]` and item j of user u is `1000 * u + j`.
     fn csr(lens: &[usize]) -> (Vec<i64>, Vec<i32>) {
         let mut indptr = vec![0i64];
@@ -485,7 +537,7 @@ mod tests {
         let (indptr, _) = csr(&[5, 4, 6, 0]);
         assert_eq!(
             eligible_users(&indptr, &[2, 1, 0, 3], 4).unwrap(),
-            vec![2, 0]
+            (vec![2, 0], vec![9, 15, 0, 5])
         );
         assert_eq!(
             eligible_users(&indptr, &[1, 3], 4),
@@ -532,10 +584,9 @@ mod tests {
         let eligible: Vec<i64> = (0..lens.len() as i64).collect();
         let (maxlen, min_hist) = (20, 4);
         for step in 0..50 {
-            let b = train_batch(
-                &indptr, &items, &eligible, 6, maxlen, min_hist, 3, step, false,
-            )
-            .unwrap();
+            let sp = spans(&indptr, &eligible);
+            let b =
+                train_batch(&items, &eligible, &sp, 6, maxlen, min_hist, 3, step, false).unwrap();
             for r in 0..6 {
                 let u = b.users[r] as usize;
                 let t = b.target[r];
@@ -560,18 +611,19 @@ mod tests {
     fn train_batch_is_a_function_of_seed_and_step() {
         let (indptr, items) = csr(&[50; 400]);
         let eligible: Vec<i64> = (0..400).collect();
+        let sp = spans(&indptr, &eligible);
         // 256 x 100 cells takes the parallel path; 4 x 10 the serial one.
         for &(bs, maxlen) in &[(256usize, 100usize), (4, 10)] {
-            let a = train_batch(&indptr, &items, &eligible, bs, maxlen, 4, 11, 5, false).unwrap();
+            let a = train_batch(&items, &eligible, &sp, bs, maxlen, 4, 11, 5, false).unwrap();
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .build()
                 .unwrap();
             let b = pool.install(|| {
-                train_batch(&indptr, &items, &eligible, bs, maxlen, 4, 11, 5, false).unwrap()
+                train_batch(&items, &eligible, &sp, bs, maxlen, 4, 11, 5, false).unwrap()
             });
             assert_eq!(a, b);
-            let c = train_batch(&indptr, &items, &eligible, bs, maxlen, 4, 11, 6, false).unwrap();
+            let c = train_batch(&items, &eligible, &sp, bs, maxlen, 4, 11, 6, false).unwrap();
             assert_ne!(a, c);
         }
     }
@@ -579,8 +631,9 @@ mod tests {
     #[test]
     fn train_batch_reports_bad_input() {
         let (indptr, items) = csr(&[5, 3]);
+        let (s0, s1) = (spans(&indptr, &[0]), spans(&indptr, &[1]));
         assert_eq!(
-            train_batch(&indptr, &items, &[1], 1, 4, 4, 0, 0, false),
+            train_batch(&items, &[1], &s1, 1, 4, 4, 0, 0, false),
             Err(SamplerError::TooShort {
                 user: 1,
                 len: 3,
@@ -588,15 +641,28 @@ mod tests {
             })
         );
         assert_eq!(
-            train_batch(&indptr, &items, &[0], 0, 4, 4, 0, 0, false),
+            train_batch(&items, &[0], &s0, 0, 4, 4, 0, 0, false),
             Err(SamplerError::Zero { name: "batch_size" })
         );
         assert_eq!(
-            train_batch(&indptr, &items, &[0], 2, 4, 4, 0, 0, false),
+            train_batch(&items, &[0], &s0, 2, 4, 4, 0, 0, false),
             Err(SamplerError::BatchTooLarge {
                 batch_size: 2,
                 n_users: 1
             })
+        );
+        assert_eq!(
+            train_batch(&items, &[0], &[3, 9], 1, 4, 2, 0, 0, false),
+            Err(SamplerError::BadSpan {
+                user: 0,
+                start: 3,
+                end: 9,
+                n_items: 8
+            })
+        );
+        assert_eq!(
+            train_batch(&items, &[0], &[0], 1, 4, 2, 0, 0, false),
+            Err(SamplerError::SpansLength { spans: 1, users: 1 })
         );
     }
 

@@ -36,7 +36,7 @@ __all__ = [
 _LAZY = {
     "SamplerDataset": "torch_dataset",
     "as_tensors": "torch_dataset",
-    "prepare": "prepare",
+    "prepare": "pipeline",
     "synthesize": "synth",
 }
 

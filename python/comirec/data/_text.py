@@ -138,6 +138,7 @@ def locate_csv_error(
     """
     index = {name: i for i, name in enumerate(names)}
     text = block.data.decode("utf-8", errors="replace")
+    time_kinds: dict[str, tuple[str, int]] = {}
     for offset, raw in enumerate(text.split("\n")):
         raw = raw.rstrip("\r")
         if raw == "":
@@ -159,6 +160,14 @@ def locate_csv_error(
                 return DataFormatError(
                     f"{block.path}, line {lineno}, column {col!r}: expected {what}, got {preview(value)}"
                 )
+            if kind == "time":  # one kind throughout: numbers or date-times, not both
+                this = "a number" if _is_number(value) else "a date-time"
+                first_kind, first_line_no = time_kinds.setdefault(col, (this, lineno))
+                if this != first_kind:
+                    return DataFormatError(
+                        f"{block.path}, line {lineno}, column {col!r}: expected {first_kind} like line "
+                        f"{first_line_no}, got {this}: {preview(value)}"
+                    )
     last = block.first_line + block.data.count(b"\n") - 1
     return DataFormatError(f"{block.path}, lines {block.first_line}-{last}: cannot parse: {arrow_message}")
 

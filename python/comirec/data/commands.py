@@ -8,7 +8,7 @@ from ..config import PrepareConfig, SynthConfig, from_namespace
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from .prepare import prepare
+    from .pipeline import prepare
 
     ds = prepare(from_namespace(PrepareConfig, args))
     print(ds.summary())

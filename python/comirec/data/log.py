@@ -160,9 +160,11 @@ class LogBuilder:
             info["category_rows"] = len(side_items)
             info["category_rows_unmatched"] = len(side_items) - int(pc.sum(matched).as_py() or 0)
             pos_np = np.asarray(pc.drop_null(pos).to_numpy(zero_copy_only=False), dtype=np.int64)
-            enc = pc.dictionary_encode(pc.filter(side_cats, matched))
-            cat_codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
-            item_cat, _ = _last_category(pos_np, cat_codes, n_item_codes)
+            # Category codes number the names by first appearance in the whole table.
+            enc = pc.dictionary_encode(side_cats)
+            all_codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
+            matched_np = np.asarray(matched.to_numpy(zero_copy_only=False), dtype=bool)
+            item_cat, _ = _last_category(pos_np, all_codes[matched_np], n_item_codes)
             cat_raw = raw_ids_to_numpy(enc.dictionary)
         else:
             item_cat = np.full(n_item_codes, -1, np.int32)

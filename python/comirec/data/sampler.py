@@ -111,7 +111,8 @@ class TrainSampler:
             raise ValueError(f"seed: expected an integer below 2**64, got {seed}")
         self.replacement = bool(replacement)
         users_arr = np.arange(n_users, dtype=np.int64) if users is None else _int_array("users", users, np.int64)
-        self.users = _core.sampler_eligible_users(self.indptr, users_arr, self.min_hist)
+        # The drawable users and their item ranges (flattened start, end pairs).
+        self.users, self._spans = _core.sampler_eligible_users(self.indptr, users_arr, self.min_hist)
         if not self.replacement and self.batch_size > len(self.users):
             raise ValueError(
                 f"batch_size: expected at most {len(self.users)} (the users with more than min_hist = "
@@ -131,9 +132,9 @@ class TrainSampler:
             raise ValueError(f"step: expected an integer below 2**64, got {step}")
         return TrainBatch(
             *_core.sampler_train_batch(
-                self.indptr,
                 self.items,
                 self.users,
+                self._spans,
                 self.batch_size,
                 self.maxlen,
                 self.min_hist,

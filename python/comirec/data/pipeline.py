@@ -1,4 +1,4 @@
-"""``comirec prepare``: raw files -> protocol -> prepared-dataset directory."""
+"""``comirec prepare``: raw files -> protocol -> prepared-dataset directory (the pipeline)."""
 
 from __future__ import annotations
 
