@@ -57,7 +57,7 @@ def test_taobao(tmp_path):
     assert_matches(ds_all, reference_protocol(all_rows, MIN, MIN))
 
 
-def test_taobao_many_small_blocks_equal_one_block(tmp_path):
+def test_taobao_many_small_blocks_equal_one_block(tmp_path, monkeypatch):
     rows = make_rows(3, n=3000, n_users=200, n_items=300)
     f = tmp_path / "UserBehavior.csv"
     f.write_text("".join(f"{u},{i},{c},pv,{t}\n" for u, i, t, c in rows))
@@ -66,8 +66,11 @@ def test_taobao_many_small_blocks_equal_one_block(tmp_path):
     assert_matches(ds, reference_protocol(rows, MIN, MIN))
     from comirec.data import loaders
 
-    small = loaders.load_taobao(f, ("pv",), block_bytes=4096)
     big = loaders.load_taobao(f, ("pv",))
+    from comirec.data import log
+
+    monkeypatch.setattr(log._Encoder, "MERGE_MIN", 16)  # merge the running dictionaries often
+    small = loaders.load_taobao(f, ("pv",), block_bytes=4096)
     np.testing.assert_array_equal(small.user, big.user)
     np.testing.assert_array_equal(small.item, big.item)
     np.testing.assert_array_equal(small.time, big.time)

@@ -135,7 +135,7 @@ class PrepareConfig:
         default=None, metadata={"help": "use this user split (user_id<TAB>split per line, raw ids) instead of drawing one"}
     )
     overwrite: bool = dataclasses.field(default=False, metadata={"help": "replace --out if it exists"})
-    block_mb: int = dataclasses.field(default=64, metadata={"help": "read the input in blocks of this many MiB"})
+    block_mb: int = dataclasses.field(default=32, metadata={"help": "read the input in blocks of this many MiB"})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@
 //! `python/comirec/data/reference_sampler.py` restates these rules in pure Python; the tests
 //! check that both produce identical batches.
 
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
@@ -246,15 +247,58 @@ pub fn draw_positions(
     Ok(())
 }
 
-/// Copies `hist` into the front of `history`, zero-pads the rest, and sets the mask to match.
-#[inline]
-fn fill_history(hist: &[i32], history: &mut [i64], mask: &mut [f32]) {
-    for (h, &it) in history.iter_mut().zip(hist) {
-        *h = i64::from(it);
+/// One row's history and mask cells, not yet written.
+type RowBuffers<'a> = (&'a mut [MaybeUninit<i64>], &'a mut [MaybeUninit<f32>]);
+
+/// History rows for a batch: row `r` holds `rows(r)` (at most `maxlen` items) left-aligned and
+/// zero-padded, and the mask is 1.0 on its real positions. Each cell is written exactly once
+/// into fresh buffers (no zero-fill first), in parallel for large batches.
+fn history_rows<'a, F>(n_rows: usize, maxlen: usize, rows: F) -> (Vec<i64>, Vec<f32>)
+where
+    F: Fn(usize) -> &'a [i32] + Sync,
+{
+    let cells = n_rows * maxlen;
+    let mut history: Vec<i64> = Vec::with_capacity(cells);
+    let mut mask: Vec<f32> = Vec::with_capacity(cells);
+    let fill = |(r, (h, m)): (usize, RowBuffers<'_>)| {
+        let hist = rows(r);
+        let n = hist.len().min(h.len());
+        for (dst, &it) in h[..n].iter_mut().zip(hist) {
+            dst.write(i64::from(it));
+        }
+        for dst in &mut h[n..] {
+            dst.write(0);
+        }
+        for dst in &mut m[..n] {
+            dst.write(1.0);
+        }
+        for dst in &mut m[n..] {
+            dst.write(0.0);
+        }
+    };
+    if maxlen > 0 {
+        let h = &mut history.spare_capacity_mut()[..cells];
+        let m = &mut mask.spare_capacity_mut()[..cells];
+        if use_parallel(cells) {
+            h.par_chunks_mut(maxlen)
+                .zip(m.par_chunks_mut(maxlen))
+                .enumerate()
+                .for_each(fill);
+        } else {
+            h.chunks_mut(maxlen)
+                .zip(m.chunks_mut(maxlen))
+                .enumerate()
+                .for_each(fill);
+        }
     }
-    history[hist.len()..].fill(0);
-    mask[..hist.len()].fill(1.0);
-    mask[hist.len()..].fill(0.0);
+    // SAFETY: the loop above wrote every one of the `cells` entries of both buffers (each row
+    // chunk of `maxlen` cells is fully written: `n` copied or 1.0, the rest 0); with maxlen 0
+    // there are no cells.
+    unsafe {
+        history.set_len(cells);
+        mask.set_len(cells);
+    }
+    (history, mask)
 }
 
 /// A training batch as flat row-major buffers.
@@ -351,25 +395,10 @@ pub fn train_batch(
         *cut = (lo as i64, (start + k) as i64);
     }
     let users: Vec<i64> = positions.iter().map(|&p| eligible[p]).collect();
-    let mut history = vec![0i64; batch_size * maxlen];
-    let mut mask = vec![0f32; batch_size * maxlen];
-    let fill = |(row, (h, m)): (usize, (&mut [i64], &mut [f32]))| {
-        let (lo, k) = cuts[row];
-        fill_history(&items[lo as usize..k as usize], h, m);
-    };
-    if use_parallel(batch_size * maxlen) {
-        history
-            .par_chunks_mut(maxlen)
-            .zip(mask.par_chunks_mut(maxlen))
-            .enumerate()
-            .for_each(fill);
-    } else {
-        history
-            .chunks_mut(maxlen)
-            .zip(mask.chunks_mut(maxlen))
-            .enumerate()
-            .for_each(fill);
-    }
+    let (history, mask) = history_rows(batch_size, maxlen, |r| {
+        let (lo, k) = cuts[r];
+        &items[lo as usize..k as usize]
+    });
     Ok(TrainBatch {
         users,
         history,
@@ -421,44 +450,18 @@ pub fn eval_batch(
         spans.push((start, end));
     }
     let b = users.len();
-    let mut history = vec![0i64; b * maxlen];
-    let mut mask = vec![0f32; b * maxlen];
-    let mut target_items = vec![0i64; total];
-    // Split the flat target buffer into one slice per row, so rows fill independently.
-    let mut target_rows: Vec<&mut [i64]> = Vec::with_capacity(b);
-    let mut rest = target_items.as_mut_slice();
-    for w in target_indptr.windows(2) {
-        let (row, tail) = rest.split_at_mut((w[1] - w[0]) as usize);
-        target_rows.push(row);
-        rest = tail;
-    }
-    type EvalRow<'a, 'b> = (
-        usize,
-        ((&'a mut [i64], &'a mut [f32]), &'a mut &'b mut [i64]),
-    );
-    let fill = |(row, ((h, m), t)): EvalRow<'_, '_>| {
-        let (start, end) = spans[row];
-        let seq = &items[start..end];
-        let k = eval_cut(seq.len());
-        fill_history(&seq[k.saturating_sub(maxlen)..k], h, m);
-        for (dst, &it) in t.iter_mut().zip(&seq[k..]) {
-            *dst = i64::from(it);
-        }
-    };
-    if !use_parallel(b * maxlen) {
-        history
-            .chunks_mut(maxlen)
-            .zip(mask.chunks_mut(maxlen))
-            .zip(target_rows.iter_mut())
-            .enumerate()
-            .for_each(fill);
-    } else {
-        history
-            .par_chunks_mut(maxlen)
-            .zip(mask.par_chunks_mut(maxlen))
-            .zip(target_rows.par_iter_mut())
-            .enumerate()
-            .for_each(fill);
+    let (history, mask) = history_rows(b, maxlen, |r| {
+        let (start, end) = spans[r];
+        let k = start + eval_cut(end - start);
+        &items[k.saturating_sub(maxlen).max(start)..k]
+    });
+    let mut target_items = Vec::with_capacity(total);
+    for &(start, end) in &spans {
+        target_items.extend(
+            items[start + eval_cut(end - start)..end]
+                .iter()
+                .map(|&it| i64::from(it)),
+        );
     }
     Ok(EvalBatch {
         history,

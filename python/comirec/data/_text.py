@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-BLOCK_BYTES = 64 << 20
+BLOCK_BYTES = 32 << 20
 _PREVIEW = 120
 
 

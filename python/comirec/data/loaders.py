@@ -95,10 +95,8 @@ def read_csv_log(layout: CsvLayout, builder: LogBuilder, block_bytes: int = BLOC
         types[layout.category] = pa.string()
     if layout.keep:
         types[layout.keep[0]] = pa.string()
-    if layout.time_kind == "int":
-        types[layout.time] = pa.int64()
-    elif layout.time_kind == "number":
-        types[layout.time] = pa.float64()
+    if layout.time is not None and layout.time_kind in ("int", "number"):
+        types[layout.time] = pa.int64() if layout.time_kind == "int" else pa.float64()
     checks = {layout.user: "int" if layout.id_kind == "int" else "text"}
     checks[layout.item] = checks[layout.user]
     if layout.time:
@@ -128,8 +126,8 @@ def read_csv_log(layout: CsvLayout, builder: LogBuilder, block_bytes: int = BLOC
         except pa.ArrowInvalid as exc:
             raise fail(block, str(exc)) from None
         builder.rows_read += table.num_rows
-        for col in needed[:3] if layout.time else needed[:2]:
-            if table[col].null_count:
+        for col in (layout.user, layout.item, layout.time):
+            if col is not None and table[col].null_count:
                 raise fail(block, f"empty value in column {col!r}")
         if keep_values is not None:
             table = table.filter(pc.is_in(table[layout.keep[0]], value_set=keep_values))  # type: ignore[index]
@@ -438,7 +436,7 @@ def _read_movielens_genres(path: Path) -> tuple[Any, Any]:
         items, cats = t["item_id"].combine_chunks(), first_token(t[genre], " ")
     elif path.name == "u.item":
         genres_file = path.with_name("u.genre")
-        genre_names = ML100K_GENRES
+        genre_names: tuple[str, ...] = ML100K_GENRES
         if genres_file.exists():
             rows = [ln.split("|")[0] for ln in genres_file.read_text(encoding="latin-1").splitlines() if ln.strip()]
             genre_names = tuple(rows)

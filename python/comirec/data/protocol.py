@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._text import DataFormatError, first_line, iter_blocks, preview
-from .log import RawLog
+from .log import RawLog, release_memory
 
 SPLITS = ("train", "valid", "test")
 _EMPTY = np.zeros(0, np.int32)
@@ -68,7 +68,7 @@ def apply_protocol(log: RawLog, protocol: Protocol, source: str) -> PreparedArra
 
     keep_item, keep_user, rounds = _filter(log.user, log.item, n_user_codes, n_item_codes, protocol)
     info["filter_rounds"] = rounds
-    rows = keep_item[log.item] & keep_user[log.user]
+    rows = _rows(log.user, log.item, keep_user, keep_item)
     n_rows = int(rows.sum())
     if n_rows == 0:
         raise DataFormatError(
@@ -78,19 +78,26 @@ def apply_protocol(log: RawLog, protocol: Protocol, source: str) -> PreparedArra
             "--min-item-count / --min-user-count"
         )
     n_users = int(keep_user.sum())
-    # Compress column by column, releasing each input column at once (bounds the peak memory).
+    # Compact the columns in place (no second copy of any column: the peak memory at scale).
     user_index = (np.cumsum(keep_user, dtype=np.int64) - 1).astype(np.int32)  # dense, first-appearance order
-    user = user_index[log.user[rows]]
-    log.user = _EMPTY
-    del user_index
-    time = log.time[rows] if log.time is not None else None
+    user = _compact(log.user, rows, user_index)
+    item = _compact(log.item, rows)
+    time = _compact(log.time, rows) if log.time is not None else None
+    log.user = log.item = _EMPTY
     log.time = None
-    item = log.item[rows]
-    log.item = _EMPTY
-    del rows
+    del rows, user_index
+    release_memory()
     user_len = np.bincount(user, minlength=n_users)
-    order = _sort_order(user, time, n_users)
-    del user, time
+    # Sort rows by (user, time), stably. Free user and time before the argsort when one int64
+    # key holds both: the sort is the memory peak at Taobao scale.
+    key = _sort_key(user, time, n_users)
+    if key is not None:
+        del user, time
+        order = np.argsort(key, kind="stable")
+        del key
+    else:
+        order = np.argsort(user, kind="stable") if time is None else np.lexsort((time, user))
+        del user, time
     item = item[order]
     del order
 
@@ -131,11 +138,12 @@ def apply_protocol(log: RawLog, protocol: Protocol, source: str) -> PreparedArra
 def _filter(
     user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, protocol: Protocol
 ) -> tuple[np.ndarray, np.ndarray, int]:
+    """(items kept, users kept, rounds): one pass as the authors, or to a fixed point (kcore)."""
     keep_item = np.bincount(item, minlength=n_items) >= protocol.min_item_count
-    keep_user = np.bincount(user[keep_item[item]], minlength=n_users) >= protocol.min_user_count
+    keep_user = _kept_counts(user, item, keep_item, n_users) >= protocol.min_user_count
     rounds = 1
     while protocol.kcore:
-        rows = keep_item[item] & keep_user[user]
+        rows = _rows(user, item, keep_user, keep_item)
         new_item = np.bincount(item[rows], minlength=n_items) >= protocol.min_item_count
         rows &= new_item[item]
         new_user = np.bincount(user[rows], minlength=n_users) >= protocol.min_user_count
@@ -146,14 +154,37 @@ def _filter(
     return keep_item, keep_user, rounds
 
 
-def _sort_order(user: np.ndarray, time: np.ndarray | None, n_users: int) -> np.ndarray:
-    """Row order grouping users (ascending), each user's events by time, stably."""
-    key = _sort_key(user, time, n_users)
-    if key is not None:
-        return np.argsort(key, kind="stable")
-    if time is None:
-        return np.argsort(user, kind="stable")
-    return np.lexsort((time, user))
+_STEP = 1 << 22  # rows per chunk in the passes below: temporaries stay small at any scale
+
+
+def _kept_counts(user: np.ndarray, item: np.ndarray, keep_item: np.ndarray, n_users: int) -> np.ndarray:
+    """Interactions per user over the rows whose item is kept, chunk by chunk."""
+    counts = np.zeros(n_users, np.int64)
+    for a in range(0, len(user), _STEP):
+        counts += np.bincount(user[a : a + _STEP][keep_item[item[a : a + _STEP]]], minlength=n_users)
+    return counts
+
+
+def _rows(user: np.ndarray, item: np.ndarray, keep_user: np.ndarray, keep_item: np.ndarray) -> np.ndarray:
+    """The rows whose user and item are both kept, chunk by chunk."""
+    rows = np.empty(len(user), dtype=bool)
+    for a in range(0, len(user), _STEP):
+        np.logical_and(keep_item[item[a : a + _STEP]], keep_user[user[a : a + _STEP]], out=rows[a : a + _STEP])
+    return rows
+
+
+def _compact(values: np.ndarray, keep: np.ndarray, remap: np.ndarray | None = None) -> np.ndarray:
+    """``values[keep]`` (mapped through ``remap``), written over the front of ``values`` chunk by
+    chunk: the kept prefix never overtakes the rows still to read. Returns a view of the prefix."""
+    out = 0
+    step = 1 << 22
+    for a in range(0, len(values), step):
+        part = values[a : a + step][keep[a : a + step]]
+        if remap is not None:
+            part = remap[part]
+        values[out : out + len(part)] = part
+        out += len(part)
+    return values[:out]
 
 
 def _sort_key(user: np.ndarray, time: np.ndarray | None, n_users: int) -> np.ndarray | None:
@@ -283,7 +314,7 @@ def compute_stats(
             "max_length": int(lens.max()) if len(lens) else 0,
         }
 
-    total = part(np.ones(n_users, bool), seen.any(axis=0))
+    total = part(np.ones(n_users, bool), np.asarray(seen.any(axis=0)))
     total["items"] = n_items  # the catalogue, including items only seen by nobody (synthetic)
     total["categories"] = n_cats
     total["density"] = total["interactions"] / max(n_users * n_items, 1)
