@@ -97,7 +97,7 @@ def test_amazon_books(tmp_path, compressed):
         for n, i in enumerate(sorted({r[1] for r in rows})):
             if n % 7 == 3:
                 continue  # an item without metadata: unknown category
-            path = ["Books", f"Genre{i % 5}", f"Sub{i % 3}"]
+            path = ["Books", f"Genre{i % 5}", f"Sub {i % 3}, it's \"[x]\" caf\u00e9"]  # quotes, brackets, commas
             if n % 2:  # 2014 style: a Python dict literal, categories = list of paths
                 rec: dict[str, Any] = {"asin": f"B{i:05d}", "title": "It's", "categories": [path, ["Other"]]}
                 f.write(repr(rec) + "\n")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,9 +305,34 @@ def _amazon_category(rec: dict[str, Any]) -> str | None:
     return None
 
 
+# A quoted string (Python or JSON), a flat list of them; enough to pull the two fields we need
+# out of a metadata record without parsing all of it (the records carry long descriptions and
+# related-item lists: a full parse of the 2014 Python-literal format costs ~0.5 ms a line).
+_STR = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+_LIST = rf"\[\s*(?:{_STR}\s*(?:,\s*{_STR}\s*)*)?\]"
+_ASIN_RE = re.compile(rf"""['"]asin['"]\s*:\s*({_STR})""")
+_PATHS_RE = re.compile(rf"""['"]categories['"]\s*:\s*\[\s*({_LIST})""")  # 2014: the first path
+_PATH_RE = re.compile(rf"""['"]category['"]\s*:\s*({_LIST})""")  # 2018: one flat path
+_STR_RE = re.compile(_STR)
+
+
+def _meta_fields(line: str) -> tuple[str, str] | None:
+    """(asin, category) by pattern, or None when the record needs a full parse."""
+    asin = _ASIN_RE.search(line)
+    path = _PATHS_RE.search(line) or _PATH_RE.search(line)
+    if asin is None or path is None:
+        return None
+    names = _STR_RE.findall(path.group(1))
+    if not names:
+        return None
+    return str(ast.literal_eval(asin.group(1))), str(ast.literal_eval(names[-1]))
+
+
 def read_amazon_meta(path: Path, block_bytes: int = BLOCK_BYTES) -> tuple[Any, Any]:
-    """(asin, category) for every metadata record with a category. Records are JSON (2018) or
-    Python dict literals (2014, read with ast.literal_eval; never eval)."""
+    """(asin, category) for every metadata record with a category: the last entry of the first
+    category path. Records are JSON (2018) or Python dict literals (2014); the two fields are
+    read by pattern, and a record the patterns do not fit is parsed whole (json, else
+    ast.literal_eval; never eval)."""
     import pyarrow as pa
 
     items: list[Any] = []
@@ -317,25 +343,34 @@ def read_amazon_meta(path: Path, block_bytes: int = BLOCK_BYTES) -> tuple[Any, A
         for offset, raw in enumerate(block.data.split(b"\n")):
             if b"categor" not in raw:  # no category: nothing to learn from this record
                 continue
-            try:
-                rec = json.loads(raw)
-            except ValueError:
-                try:
-                    rec = ast.literal_eval(raw.decode("utf-8", errors="replace"))
-                except (ValueError, SyntaxError, MemoryError, RecursionError):
-                    raise DataFormatError(
-                        f"{path}, line {block.first_line + offset}: expected a JSON object or a Python dict "
-                        f"literal, got {preview(raw.decode('utf-8', errors='replace'))}"
-                    ) from None
-            if not isinstance(rec, dict) or "asin" not in rec:
-                raise DataFormatError(f"{path}, line {block.first_line + offset}: missing field 'asin'")
-            cat = _amazon_category(rec)
-            if cat is not None:
-                asins.append(str(rec["asin"]))
-                names.append(cat)
+            line = raw.decode("utf-8", errors="replace")
+            fields = _meta_fields(line)
+            if fields is None:
+                rec = _parse_record(line, path, block.first_line + offset)
+                cat = _amazon_category(rec)
+                if cat is None:
+                    continue
+                fields = (str(rec["asin"]), cat)
+            asins.append(fields[0])
+            names.append(fields[1])
         items.append(pa.array(asins, pa.string()))
         cats.append(pa.array(names, pa.string()))
     return _concat(items), _concat(cats)
+
+
+def _parse_record(line: str, path: Path, lineno: int) -> dict[str, Any]:
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        try:
+            rec = ast.literal_eval(line)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise DataFormatError(
+                f"{path}, line {lineno}: expected a JSON object or a Python dict literal, got {preview(line)}"
+            ) from None
+    if not isinstance(rec, dict) or "asin" not in rec:
+        raise DataFormatError(f"{path}, line {lineno}: missing field 'asin'")
+    return rec
 
 
 # ---------------------------------------------------------------------------------------------
