@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
+/// Rows per unit of work in a training batch: their random loads are issued together.
+const ROW_CHUNK: usize = 32;
+
 /// Below this many history cells a batch is filled serially (rayon's fork costs more).
 const PARALLEL_MIN_CELLS: usize = 4_096;
 
@@ -247,6 +250,25 @@ pub fn draw_positions(
     Ok(())
 }
 
+/// Writes one history row: `hist` (at most `h.len()` items) left-aligned, zeros after it, and
+/// the mask 1.0 on the copied positions, 0.0 after. Every cell of `h` and `m` is written.
+#[inline]
+fn write_row(hist: &[i32], h: &mut [MaybeUninit<i64>], m: &mut [MaybeUninit<f32>]) {
+    let n = hist.len().min(h.len());
+    for (dst, &it) in h[..n].iter_mut().zip(hist) {
+        dst.write(i64::from(it));
+    }
+    for dst in &mut h[n..] {
+        dst.write(0);
+    }
+    for dst in &mut m[..n] {
+        dst.write(1.0);
+    }
+    for dst in &mut m[n..] {
+        dst.write(0.0);
+    }
+}
+
 /// One row's history and mask cells, not yet written.
 type RowBuffers<'a> = (&'a mut [MaybeUninit<i64>], &'a mut [MaybeUninit<f32>]);
 
@@ -260,22 +282,7 @@ where
     let cells = n_rows * maxlen;
     let mut history: Vec<i64> = Vec::with_capacity(cells);
     let mut mask: Vec<f32> = Vec::with_capacity(cells);
-    let fill = |(r, (h, m)): (usize, RowBuffers<'_>)| {
-        let hist = rows(r);
-        let n = hist.len().min(h.len());
-        for (dst, &it) in h[..n].iter_mut().zip(hist) {
-            dst.write(i64::from(it));
-        }
-        for dst in &mut h[n..] {
-            dst.write(0);
-        }
-        for dst in &mut m[..n] {
-            dst.write(1.0);
-        }
-        for dst in &mut m[n..] {
-            dst.write(0.0);
-        }
-    };
+    let fill = |(r, (h, m)): (usize, RowBuffers<'_>)| write_row(rows(r), h, m);
     if maxlen > 0 {
         let h = &mut history.spare_capacity_mut()[..cells];
         let m = &mut mask.spare_capacity_mut()[..cells];
@@ -357,48 +364,84 @@ pub fn train_batch(
         &mut SplitMix64::new(key),
         &mut positions,
     )?;
-    // Stage the random memory accesses so that each loop's loads are independent of one
-    // another (the CPU overlaps them): first every row's range, then its cut, target and
-    // history lines, then the copies.
-    let mut cuts = Vec::with_capacity(batch_size);
+    // Resolve and check every row's item range first (serially: it may fail), so that the
+    // parallel stage below cannot.
+    let mut ranges = Vec::with_capacity(batch_size);
     for &p in &positions {
-        cuts.push((spans[2 * p], spans[2 * p + 1]));
-    }
-    let mut target = Vec::with_capacity(batch_size);
-    for (row, cut) in cuts.iter_mut().enumerate() {
-        let (start, end) = *cut;
+        let (start, end) = (spans[2 * p], spans[2 * p + 1]);
         if start < 0 || start > end || end as usize > items.len() {
+            let (user, n_items) = (eligible[p], items.len());
             return Err(SamplerError::BadSpan {
-                user: eligible[positions[row]],
+                user,
                 start,
                 end,
-                n_items: items.len(),
+                n_items,
             });
         }
-        let (start, len) = (start as usize, (end - start) as usize);
+        let len = (end - start) as usize;
         if len <= min_hist {
             return Err(SamplerError::TooShort {
-                user: eligible[positions[row]],
+                user: eligible[p],
                 len,
                 min_hist,
             });
         }
-        // The cut k is uniform in min_hist..len, from the row's own stream.
-        let k = min_hist + row_stream(key, row as u64).below((len - min_hist) as u64) as usize;
-        let lo = start + k.saturating_sub(maxlen);
-        let mut line = lo;
-        while line < start + k {
-            prefetch(items[line..].as_ptr());
-            line += 16; // 64-byte cache lines hold 16 items
-        }
-        target.push(i64::from(items[start + k]));
-        *cut = (lo as i64, (start + k) as i64);
+        ranges.push((start as usize, end as usize));
     }
     let users: Vec<i64> = positions.iter().map(|&p| eligible[p]).collect();
-    let (history, mask) = history_rows(batch_size, maxlen, |r| {
-        let (lo, k) = cuts[r];
-        &items[lo as usize..k as usize]
-    });
+    // Then, per chunk of ROW_CHUNK rows: every row's cut and target, with its history's cache
+    // lines prefetched (independent random loads, which the CPU overlaps), then the copies.
+    let cells = batch_size * maxlen;
+    let mut history: Vec<i64> = Vec::with_capacity(cells);
+    let mut mask: Vec<f32> = Vec::with_capacity(cells);
+    let mut target: Vec<i64> = Vec::with_capacity(batch_size);
+    let work = |(c, ((h, m), t)): (usize, (RowBuffers<'_>, &mut [MaybeUninit<i64>]))| {
+        let mut cuts = [(0usize, 0usize); ROW_CHUNK];
+        for (j, (tj, cut)) in t.iter_mut().zip(cuts.iter_mut()).enumerate() {
+            let row = c * ROW_CHUNK + j;
+            let (start, end) = ranges[row];
+            // The cut k is uniform in min_hist..len, from the row's own stream.
+            let k = start
+                + min_hist
+                + row_stream(key, row as u64).below((end - start - min_hist) as u64) as usize;
+            let lo = k.saturating_sub(maxlen).max(start);
+            for line in (lo..k).step_by(16) {
+                prefetch(items[line..].as_ptr()); // 64-byte cache lines hold 16 items
+            }
+            tj.write(i64::from(items[k]));
+            *cut = (lo, k);
+        }
+        let rows = h.chunks_mut(maxlen).zip(m.chunks_mut(maxlen));
+        for (&(lo, k), (hr, mr)) in cuts[..t.len()].iter().zip(rows) {
+            write_row(&items[lo..k], hr, mr);
+        }
+    };
+    {
+        let h = &mut history.spare_capacity_mut()[..cells];
+        let m = &mut mask.spare_capacity_mut()[..cells];
+        let t = &mut target.spare_capacity_mut()[..batch_size];
+        let width = ROW_CHUNK * maxlen;
+        if use_parallel(cells) {
+            let chunks = h.par_chunks_mut(width).zip(m.par_chunks_mut(width));
+            chunks
+                .zip(t.par_chunks_mut(ROW_CHUNK))
+                .enumerate()
+                .for_each(work);
+        } else {
+            let chunks = h.chunks_mut(width).zip(m.chunks_mut(width));
+            chunks
+                .zip(t.chunks_mut(ROW_CHUNK))
+                .enumerate()
+                .for_each(work);
+        }
+    }
+    // SAFETY: `work` ran once per chunk of ROW_CHUNK rows covering all `batch_size` rows, and
+    // wrote every target and, through write_row, every history and mask cell of its rows.
+    unsafe {
+        history.set_len(cells);
+        mask.set_len(cells);
+        target.set_len(batch_size);
+    }
     Ok(TrainBatch {
         users,
         history,
