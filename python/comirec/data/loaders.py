@@ -40,15 +40,6 @@ ML100K_GENRES = (
 
 
 @dataclass(frozen=True)
-class Source:
-    """What was read: recorded in the prepared dataset's header."""
-
-    format: str
-    paths: tuple[str, ...]
-    name: str
-
-
-@dataclass(frozen=True)
 class CsvLayout:
     """How to read one delimited text file."""
 

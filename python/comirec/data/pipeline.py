@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from ..config import PrepareConfig
-from ._text import DataFormatError
 from .loaders import (
     FORMATS,
     load_amazon,
@@ -99,7 +98,7 @@ def prepare(cfg: PrepareConfig) -> PreparedDataset:
                 "min_item_count": protocol.min_item_count,
                 "min_user_count": protocol.min_user_count,
                 "kcore": protocol.kcore,
-                "time_order": "timestamp, stable" if cfg.format not in ("sequences",) and cfg.time_col else "input order",
+                "time_order": "input order" if log_time_is_order(cfg) else "timestamp, stable (ties keep the input order)",
                 "item_ids": "1..n_items by descending frequency after filtering; ties by first appearance; 0 = padding",
                 "split": (
                     {"file": str(protocol.split_file)}
@@ -124,4 +123,6 @@ def _version() -> str:
     return f"comirec {__version__}"
 
 
-__all__ = ["prepare", "read_raw", "DataFormatError"]
+def log_time_is_order(cfg: PrepareConfig) -> bool:
+    """Whether the input order is the time order (sequences; csv/parquet without a time column)."""
+    return cfg.format == "sequences" or (cfg.format in ("csv", "parquet") and not cfg.time_col)
