@@ -238,8 +238,13 @@ def test_works_on_memory_mapped_read_only_arrays(tmp_path):
     np.save(tmp_path / "t.npy", items)
     ip, it = np.load(tmp_path / "i.npy", mmap_mode="r"), np.load(tmp_path / "t.npy", mmap_mode="r")
     assert not it.flags.writeable
-    s = TrainSampler(ip, it, batch_size=3, maxlen=4)
-    np.testing.assert_array_equal(s.batch(2).history, TrainSampler(indptr, items, batch_size=3, maxlen=4).batch(2).history)
+    want = TrainSampler(indptr, items, batch_size=3, maxlen=4).batch(2).history
+    for load_mmap in (True, False):  # copied into memory, or sampled straight from the map
+        s = TrainSampler(ip, it, batch_size=3, maxlen=4, load_mmap=load_mmap)
+        assert isinstance(s.items, np.memmap) is (not load_mmap)
+        np.testing.assert_array_equal(s.batch(2).history, want)
+    (b,) = eval_batches(ip, it, [0, 1, 2], maxlen=4)
+    assert b.target_indptr.tolist() == [0, 2, 4, 7]
 
 
 def test_forked_child_does_not_hang():

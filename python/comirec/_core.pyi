@@ -5,7 +5,7 @@ import numpy.typing as npt
 
 __all__ = [
     "__doc__",
-    "sampler_eligible_users",
+    "sampler_drawable_users",
     "sampler_eval_batch",
     "sampler_mark_forked",
     "sampler_train_batch",
@@ -17,13 +17,12 @@ __all__ = [
 
 def sampler_mark_forked() -> None: ...
 def sampler_validate_csr(indptr: npt.NDArray[np.int64], n_items: int) -> None: ...
-def sampler_eligible_users(
+def sampler_drawable_users(
     indptr: npt.NDArray[np.int64], users: npt.NDArray[np.int64], min_hist: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+) -> npt.NDArray[np.int64]: ...
 def sampler_train_batch(
     items: npt.NDArray[np.int32],
-    eligible: npt.NDArray[np.int64],
-    spans: npt.NDArray[np.int64],
+    table: npt.NDArray[np.int64],
     batch_size: int,
     maxlen: int,
     min_hist: int,

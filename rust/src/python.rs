@@ -8,7 +8,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "comirec's native core (private: use the comirec package)",
     )?;
     m.add_function(wrap_pyfunction!(sampler_validate_csr, m)?)?;
-    m.add_function(wrap_pyfunction!(sampler_eligible_users, m)?)?;
+    m.add_function(wrap_pyfunction!(sampler_drawable_users, m)?)?;
     m.add_function(wrap_pyfunction!(sampler_train_batch, m)?)?;
     m.add_function(wrap_pyfunction!(sampler_eval_batch, m)?)?;
     m.add_function(wrap_pyfunction!(sampler_mark_forked, m)?)?;
@@ -69,22 +69,20 @@ mod sampler_py {
             .map_err(value_error)
     }
 
-    type Pair<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
-
-    /// The given users whose sequences are longer than min_hist, in order, and their item
-    /// ranges flattened [start, end, ...].
+    /// The drawable users' table: (start, end, user) triples for the given users whose
+    /// sequences are longer than min_hist, in order.
     #[pyfunction]
-    pub fn sampler_eligible_users<'py>(
+    pub fn sampler_drawable_users<'py>(
         py: Python<'py>,
         indptr: PyReadonlyArray1<'py, i64>,
         users: PyReadonlyArray1<'py, i64>,
         min_hist: usize,
-    ) -> PyResult<Pair<'py>> {
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let (ip, us) = (slice(&indptr, "indptr")?, slice(&users, "users")?);
-        let (out, spans) = py
-            .detach(|| sampler::eligible_users(ip, us, min_hist))
+        let table = py
+            .detach(|| sampler::drawable_users(ip, us, min_hist))
             .map_err(value_error)?;
-        Ok((out.into_pyarray(py), spans.into_pyarray(py)))
+        Ok(table.into_pyarray(py))
     }
 
     type TrainOut<'py> = (
@@ -100,8 +98,7 @@ mod sampler_py {
     pub fn sampler_train_batch<'py>(
         py: Python<'py>,
         items: PyReadonlyArray1<'py, i32>,
-        eligible: PyReadonlyArray1<'py, i64>,
-        spans: PyReadonlyArray1<'py, i64>,
+        table: PyReadonlyArray1<'py, i64>,
         batch_size: usize,
         maxlen: usize,
         min_hist: usize,
@@ -109,17 +106,12 @@ mod sampler_py {
         step: u64,
         replacement: bool,
     ) -> PyResult<TrainOut<'py>> {
-        let (it, el, sp) = (
-            slice(&items, "items")?,
-            slice(&eligible, "users")?,
-            slice(&spans, "spans")?,
-        );
+        let (it, tb) = (slice(&items, "items")?, slice(&table, "table")?);
         let b = py
             .detach(|| {
                 sampler::train_batch(
                     it,
-                    el,
-                    sp,
+                    tb,
                     batch_size,
                     maxlen,
                     min_hist,
@@ -172,7 +164,7 @@ mod sampler_py {
 }
 
 use sampler_py::{
-    sampler_eligible_users, sampler_eval_batch, sampler_mark_forked, sampler_train_batch,
+    sampler_drawable_users, sampler_eval_batch, sampler_mark_forked, sampler_train_batch,
     sampler_validate_csr,
 };
 // ===== end sampler =========================================================================

@@ -79,8 +79,8 @@ pub enum SamplerError {
         end: i64,
         n_items: usize,
     },
-    #[error("spans: expected 2 entries per eligible user ({users}), got {spans}")]
-    SpansLength { spans: usize, users: usize },
+    #[error("table: expected (start, end, user) triples, got {0} entries")]
+    TableShape(usize),
     #[error("{name}: expected a positive integer, got 0")]
     Zero { name: &'static str },
 }
@@ -165,26 +165,25 @@ fn span(indptr: &[i64], user: i64, pos: usize) -> Result<(usize, usize), Sampler
 /// The users that training can draw: those (in the given order) whose sequences are longer
 /// than `min_hist`, so that a cut point `k` in `min_hist..len` exists.
 ///
-/// Returns the users and their item ranges, flattened `[start_0, end_0, start_1, ...]`: a batch
-/// then reaches a user's items with one random access instead of two dependent ones.
-pub fn eligible_users(
+/// Returns a flat table of triples `[start, end, user, start, end, user, ...]` (the user's
+/// item range and index): a batch then reaches everything about a drawn user in one cache line
+/// instead of several dependent random accesses.
+pub fn drawable_users(
     indptr: &[i64],
     users: &[i64],
     min_hist: usize,
-) -> Result<(Vec<i64>, Vec<i64>), SamplerError> {
-    let mut out = Vec::with_capacity(users.len());
-    let mut spans = Vec::with_capacity(2 * users.len());
+) -> Result<Vec<i64>, SamplerError> {
+    let mut table = Vec::with_capacity(3 * users.len());
     for (pos, &u) in users.iter().enumerate() {
         let (start, end) = span(indptr, u, pos)?;
         if end - start > min_hist {
-            out.push(u);
-            spans.extend([start as i64, end as i64]);
+            table.extend([start as i64, end as i64, u]);
         }
     }
-    if out.is_empty() {
+    if table.is_empty() {
         return Err(SamplerError::NoEligibleUsers { min_hist });
     }
-    Ok((out, spans))
+    Ok(table)
 }
 
 /// Draws `out.len()` positions in `0..n` for one batch.
@@ -329,14 +328,12 @@ fn prefetch(ptr: *const i32) {
     let _ = ptr;
 }
 
-/// Batch `step` of the training stream: `batch_size` users drawn from the eligible users (see
-/// [`eligible_users`], which also gives `spans`), one random cut each. A pure function of its
-/// inputs.
+/// Batch `step` of the training stream: `batch_size` users drawn from `table` (see
+/// [`drawable_users`]), one random cut each. A pure function of its inputs.
 #[allow(clippy::too_many_arguments)]
 pub fn train_batch(
     items: &[i32],
-    eligible: &[i64],
-    spans: &[i64],
+    table: &[i64],
     batch_size: usize,
     maxlen: usize,
     min_hist: usize,
@@ -350,16 +347,13 @@ pub fn train_batch(
     if maxlen == 0 {
         return Err(SamplerError::Zero { name: "maxlen" });
     }
-    if spans.len() != 2 * eligible.len() {
-        return Err(SamplerError::SpansLength {
-            spans: spans.len(),
-            users: eligible.len(),
-        });
+    if !table.len().is_multiple_of(3) {
+        return Err(SamplerError::TableShape(table.len()));
     }
     let key = batch_key(seed, step);
     let mut positions = vec![0usize; batch_size];
     draw_positions(
-        eligible.len(),
+        table.len() / 3,
         replacement,
         &mut SplitMix64::new(key),
         &mut positions,
@@ -367,10 +361,11 @@ pub fn train_batch(
     // Resolve and check every row's item range first (serially: it may fail), so that the
     // parallel stage below cannot.
     let mut ranges = Vec::with_capacity(batch_size);
+    let mut users = Vec::with_capacity(batch_size);
     for &p in &positions {
-        let (start, end) = (spans[2 * p], spans[2 * p + 1]);
+        let (start, end, user) = (table[3 * p], table[3 * p + 1], table[3 * p + 2]);
         if start < 0 || start > end || end as usize > items.len() {
-            let (user, n_items) = (eligible[p], items.len());
+            let n_items = items.len();
             return Err(SamplerError::BadSpan {
                 user,
                 start,
@@ -381,14 +376,14 @@ pub fn train_batch(
         let len = (end - start) as usize;
         if len <= min_hist {
             return Err(SamplerError::TooShort {
-                user: eligible[p],
+                user,
                 len,
                 min_hist,
             });
         }
         ranges.push((start as usize, end as usize));
+        users.push(user);
     }
-    let users: Vec<i64> = positions.iter().map(|&p| eligible[p]).collect();
     // Then, per chunk of ROW_CHUNK rows: every row's cut and target, with its history's cache
     // lines prefetched (independent random loads, which the CPU overlaps), then the copies.
     let cells = batch_size * maxlen;
@@ -518,11 +513,11 @@ pub fn eval_batch(
 mod tests {
     use super::*;
 
-    /// Flattened [start, end) ranges of `users`, as `eligible_users` returns them.
-    fn spans(indptr: &[i64], users: &[i64]) -> Vec<i64> {
+    /// The drawable table of all `users` (no length filter).
+    fn table(indptr: &[i64], users: &[i64]) -> Vec<i64> {
         users
             .iter()
-            .flat_map(|&u| [indptr[u as usize], indptr[u as usize + 1]])
+            .flat_map(|&u| [indptr[u as usize], indptr[u as usize + 1], u])
             .collect()
     }
 
@@ -579,22 +574,22 @@ mod tests {
     }
 
     #[test]
-    fn eligible_users_keeps_order_and_drops_short() {
+    fn drawable_users_keep_order_and_drop_short() {
         let (indptr, _) = csr(&[5, 4, 6, 0]);
         assert_eq!(
-            eligible_users(&indptr, &[2, 1, 0, 3], 4).unwrap(),
-            (vec![2, 0], vec![9, 15, 0, 5])
+            drawable_users(&indptr, &[2, 1, 0, 3], 4).unwrap(),
+            vec![9, 15, 2, 0, 5, 0]
         );
         assert_eq!(
-            eligible_users(&indptr, &[1, 3], 4),
+            drawable_users(&indptr, &[1, 3], 4),
             Err(SamplerError::NoEligibleUsers { min_hist: 4 })
         );
         assert!(matches!(
-            eligible_users(&indptr, &[4], 4),
+            drawable_users(&indptr, &[4], 4),
             Err(SamplerError::UserOutOfRange { .. })
         ));
         assert!(matches!(
-            eligible_users(&indptr, &[-1], 4),
+            drawable_users(&indptr, &[-1], 4),
             Err(SamplerError::UserOutOfRange { .. })
         ));
     }
@@ -630,9 +625,8 @@ mod tests {
         let eligible: Vec<i64> = (0..lens.len() as i64).collect();
         let (maxlen, min_hist) = (20, 4);
         for step in 0..50 {
-            let sp = spans(&indptr, &eligible);
-            let b =
-                train_batch(&items, &eligible, &sp, 6, maxlen, min_hist, 3, step, false).unwrap();
+            let tb = table(&indptr, &eligible);
+            let b = train_batch(&items, &tb, 6, maxlen, min_hist, 3, step, false).unwrap();
             for r in 0..6 {
                 let u = b.users[r] as usize;
                 let t = b.target[r];
@@ -657,19 +651,17 @@ mod tests {
     fn train_batch_is_a_function_of_seed_and_step() {
         let (indptr, items) = csr(&[50; 400]);
         let eligible: Vec<i64> = (0..400).collect();
-        let sp = spans(&indptr, &eligible);
+        let tb = table(&indptr, &eligible);
         // 256 x 100 cells takes the parallel path; 4 x 10 the serial one.
         for &(bs, maxlen) in &[(256usize, 100usize), (4, 10)] {
-            let a = train_batch(&items, &eligible, &sp, bs, maxlen, 4, 11, 5, false).unwrap();
+            let a = train_batch(&items, &tb, bs, maxlen, 4, 11, 5, false).unwrap();
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .build()
                 .unwrap();
-            let b = pool.install(|| {
-                train_batch(&items, &eligible, &sp, bs, maxlen, 4, 11, 5, false).unwrap()
-            });
+            let b = pool.install(|| train_batch(&items, &tb, bs, maxlen, 4, 11, 5, false).unwrap());
             assert_eq!(a, b);
-            let c = train_batch(&items, &eligible, &sp, bs, maxlen, 4, 11, 6, false).unwrap();
+            let c = train_batch(&items, &tb, bs, maxlen, 4, 11, 6, false).unwrap();
             assert_ne!(a, c);
         }
     }
@@ -677,9 +669,9 @@ mod tests {
     #[test]
     fn train_batch_reports_bad_input() {
         let (indptr, items) = csr(&[5, 3]);
-        let (s0, s1) = (spans(&indptr, &[0]), spans(&indptr, &[1]));
+        let (t0, t1) = (table(&indptr, &[0]), table(&indptr, &[1]));
         assert_eq!(
-            train_batch(&items, &[1], &s1, 1, 4, 4, 0, 0, false),
+            train_batch(&items, &t1, 1, 4, 4, 0, 0, false),
             Err(SamplerError::TooShort {
                 user: 1,
                 len: 3,
@@ -687,18 +679,18 @@ mod tests {
             })
         );
         assert_eq!(
-            train_batch(&items, &[0], &s0, 0, 4, 4, 0, 0, false),
+            train_batch(&items, &t0, 0, 4, 4, 0, 0, false),
             Err(SamplerError::Zero { name: "batch_size" })
         );
         assert_eq!(
-            train_batch(&items, &[0], &s0, 2, 4, 4, 0, 0, false),
+            train_batch(&items, &t0, 2, 4, 4, 0, 0, false),
             Err(SamplerError::BatchTooLarge {
                 batch_size: 2,
                 n_users: 1
             })
         );
         assert_eq!(
-            train_batch(&items, &[0], &[3, 9], 1, 4, 2, 0, 0, false),
+            train_batch(&items, &[3, 9, 0], 1, 4, 2, 0, 0, false),
             Err(SamplerError::BadSpan {
                 user: 0,
                 start: 3,
@@ -707,8 +699,8 @@ mod tests {
             })
         );
         assert_eq!(
-            train_batch(&items, &[0], &[0], 1, 4, 2, 0, 0, false),
-            Err(SamplerError::SpansLength { spans: 1, users: 1 })
+            train_batch(&items, &[0, 5], 1, 4, 2, 0, 0, false),
+            Err(SamplerError::TableShape(2))
         );
     }
 

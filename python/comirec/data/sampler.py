@@ -85,7 +85,8 @@ class TrainSampler:
     order; ``users``: the training users (default all); ``batch_size``, ``maxlen``, ``min_hist``
     (the first ``min_hist`` items are never targets; authors: 4); ``seed`` (0 <= seed < 2**64);
     ``replacement``: draw a batch's users with replacement (default False, the authors' way; then
-    ``batch_size`` may not exceed the number of eligible users).
+    ``batch_size`` may not exceed the number of eligible users); ``load_mmap``: copy a
+    memory-mapped ``items`` (as ``load_prepared`` gives) into memory once, for faster sampling.
     """
 
     def __init__(
@@ -98,7 +99,12 @@ class TrainSampler:
         min_hist: int = 4,
         seed: int = 0,
         replacement: bool = False,
+        load_mmap: bool = True,
     ) -> None:
+        if load_mmap and isinstance(items, np.memmap):
+            # Sampling reads items at random: from anonymous memory (which numpy backs with huge
+            # pages where the kernel allows) it runs ~1.5x faster than from a file map.
+            items = np.array(items)
         self.indptr, self.items = _check_csr(indptr, items)
         n_users = len(self.indptr) - 1
         self.batch_size = _positive("batch_size", batch_size)
@@ -111,8 +117,9 @@ class TrainSampler:
             raise ValueError(f"seed: expected an integer below 2**64, got {seed}")
         self.replacement = bool(replacement)
         users_arr = np.arange(n_users, dtype=np.int64) if users is None else _int_array("users", users, np.int64)
-        # The drawable users and their item ranges (flattened start, end pairs).
-        self.users, self._spans = _core.sampler_eligible_users(self.indptr, users_arr, self.min_hist)
+        # (start, end, user) of every drawable user: one cache line per drawn row.
+        self._table = _core.sampler_drawable_users(self.indptr, users_arr, self.min_hist)
+        self.users = np.ascontiguousarray(self._table[2::3])
         if not self.replacement and self.batch_size > len(self.users):
             raise ValueError(
                 f"batch_size: expected at most {len(self.users)} (the users with more than min_hist = "
@@ -133,8 +140,7 @@ class TrainSampler:
         return TrainBatch(
             *_core.sampler_train_batch(
                 self.items,
-                self.users,
-                self._spans,
+                self._table,
                 self.batch_size,
                 self.maxlen,
                 self.min_hist,
