@@ -17,7 +17,8 @@ from comirec.data import TrainSampler
 from comirec.data.reference_sampler import AuthorsStyleIterator
 
 BATCH, MAXLEN = 256, 50
-RUST_BATCHES, PY_BATCHES = 40, 2  # batches per timed round
+RUST_BATCHES, PY_BATCHES = 40, 4  # batches per timed round
+RUST_ROUNDS, PY_ROUNDS = 150, 30
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_sampler_rust(benchmark, csr):
             b = sampler.batch(next(steps))
         return b
 
-    b = benchmark(run)
+    b = benchmark.pedantic(run, rounds=RUST_ROUNDS, warmup_rounds=3)
     _check(b.users, b.history, b.mask, b.target, indptr, items)
     benchmark.extra_info["samples_per_round"] = RUST_BATCHES * BATCH
 
@@ -79,7 +80,7 @@ def test_sampler_rust_torch_prefetch(benchmark, csr):
             b = next(it)
         return b
 
-    b = benchmark(run)
+    b = benchmark.pedantic(run, rounds=RUST_ROUNDS, warmup_rounds=3)
     _check(b.users.numpy(), b.history.numpy(), b.mask.numpy(), b.target.numpy(), indptr, items)
     benchmark.extra_info["samples_per_round"] = RUST_BATCHES * BATCH
 
@@ -96,6 +97,6 @@ def test_sampler_python_authors_style(benchmark, csr):
             b = next(it)
         return b
 
-    (users, targets), (hist, mask) = benchmark(run)
+    (users, targets), (hist, mask) = benchmark.pedantic(run, rounds=PY_ROUNDS, warmup_rounds=1)
     _check(users, hist, mask, targets, indptr, items)
     benchmark.extra_info["samples_per_round"] = PY_BATCHES * BATCH
