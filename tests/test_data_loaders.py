@@ -316,3 +316,12 @@ def test_header_and_stats(tmp_path):
         assert part["categories"] == len(np.unique(ds.item_cat[np.unique(ds.items[ev])]))
     assert "train" in ds.summary() and "tiny" in ds.summary()
 
+
+
+def test_csv_with_byte_order_mark_crlf_and_no_final_newline(tmp_path):
+    rows = make_rows(14)
+    f = tmp_path / "log.csv"
+    text = "user_id,item_id,timestamp\r\n" + "\r\n".join(f"{u},{i},{t}" for u, i, t, _ in rows)
+    f.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    ds = run(tmp_path, format="csv", input=str(f), block_mb=1)
+    assert_matches(ds, reference_protocol([(u, i, t, None) for u, i, t, _ in rows], MIN, MIN))

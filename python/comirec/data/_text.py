@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,31 @@ class DataFormatError(ValueError):
     """An input file does not have the expected format (the message names file, line, column)."""
 
 
-@dataclass(frozen=True)
 class Block:
-    path: Path
-    first_line: int  # 1-based line number of the block's first line in the file
-    data: bytes  # whole lines, ending with a newline
+    """Whole lines of a file: ``data`` starts ``offset`` bytes into the (decompressed) file."""
+
+    __slots__ = ("path", "offset", "data", "_first_line")
+
+    def __init__(self, path: Path, offset: int, data: bytes) -> None:
+        self.path, self.offset, self.data = path, offset, data
+        self._first_line: int | None = None
+
+    @property
+    def first_line(self) -> int:
+        """1-based number of the block's first line. Counted on demand (error messages only),
+        by reading the file up to the block, so the fast path never counts lines."""
+        if self._first_line is None:
+            newlines = 0
+            left = self.offset
+            with open_binary(self.path) as f:
+                while left > 0:
+                    chunk = f.read(min(left, 1 << 24))
+                    if not chunk:
+                        break
+                    newlines += chunk.count(b"\n")
+                    left -= len(chunk)
+            self._first_line = newlines + 1
+        return self._first_line
 
 
 def open_binary(path: Path) -> Any:
@@ -38,41 +57,37 @@ def open_binary(path: Path) -> Any:
 
 
 def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES, skip_lines: int = 0) -> Iterator[Block]:
-    """Yield the file as blocks of whole lines (the last line gets a newline if it lacks one)."""
+    """Yield the file as blocks of whole lines (the last line gets a newline if it lacks one).
+    Each block costs one copy of its bytes."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    line = 1
+    offset = 0  # of the next block, in the decompressed file
     rest = b""
-    first = True
     with open_binary(path) as f:
         while True:
             buf = f.read(block_bytes)
-            if first:
-                first = False
-                if buf.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
-                    buf = buf[3:]
-            data = rest + buf if rest else buf
             if not buf:
-                if data:
-                    if not data.endswith(b"\n"):
-                        data += b"\n"
-                    block, rest = data, b""
-                else:
-                    return
+                block = rest if rest.endswith(b"\n") or not rest else rest + b"\n"
+                rest = b""
             else:
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:  # a line longer than the block: keep reading
-                    rest = data
+                cut = buf.rfind(b"\n") + 1
+                if cut == 0:  # no line ends in this read: keep reading
+                    rest += buf
                     continue
-                block, rest = data[:cut], data[cut:]
+                view = memoryview(buf)
+                block = rest + view[:cut] if rest else (buf if cut == len(buf) else bytes(view[:cut]))
+                rest = buf[cut:]
+            if offset == 0 and block.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
+                block = block[3:]
+                offset = 3
             while skip_lines and block:
                 nl = block.find(b"\n") + 1
                 block = block[nl:]
-                line += 1
+                offset += nl
                 skip_lines -= 1
             if block:
-                yield Block(path, line, block)
-                line += block.count(b"\n")
+                yield Block(path, offset, block)
+                offset += len(block)
             if not buf:
                 return
 

@@ -337,7 +337,7 @@ def read_amazon_meta(path: Path, block_bytes: int = BLOCK_BYTES) -> tuple[Any, A
             line = raw.decode("utf-8", errors="replace")
             fields = _meta_fields(line)
             if fields is None:
-                rec = _parse_record(line, path, block.first_line + offset)
+                rec = _parse_record(line, block, offset)
                 cat = _amazon_category(rec)
                 if cat is None:
                     continue
@@ -349,7 +349,8 @@ def read_amazon_meta(path: Path, block_bytes: int = BLOCK_BYTES) -> tuple[Any, A
     return _concat(items), _concat(cats)
 
 
-def _parse_record(line: str, path: Path, lineno: int) -> dict[str, Any]:
+def _parse_record(line: str, block: Block, offset: int) -> dict[str, Any]:
+    """Line ``offset`` of ``block`` parsed whole: JSON, else a Python literal (never eval)."""
     try:
         rec = json.loads(line)
     except ValueError:
@@ -357,10 +358,11 @@ def _parse_record(line: str, path: Path, lineno: int) -> dict[str, Any]:
             rec = ast.literal_eval(line)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             raise DataFormatError(
-                f"{path}, line {lineno}: expected a JSON object or a Python dict literal, got {preview(line)}"
+                f"{block.path}, line {block.first_line + offset}: expected a JSON object or a Python dict "
+                f"literal, got {preview(line)}"
             ) from None
     if not isinstance(rec, dict) or "asin" not in rec:
-        raise DataFormatError(f"{path}, line {lineno}: missing field 'asin'")
+        raise DataFormatError(f"{block.path}, line {block.first_line + offset}: missing field 'asin'")
     return rec
 
 
