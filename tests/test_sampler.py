@@ -363,3 +363,19 @@ def test_replacement_allows_large_batches():
     s = TrainSampler([0, 5, 9], np.arange(1, 10), batch_size=16, maxlen=3, min_hist=1, replacement=True)
     b = s.batch(0)
     assert b.users.shape == (16,) and set(b.users.tolist()) <= {0, 1}
+
+
+def test_torch_dataset_in_forked_dataloader_workers():
+    """Two DataLoader workers split the steps between them: the same batches as one process."""
+    pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    s = big_sampler()  # 256 x 50: the parallel path, which the parent has used before the fork
+    s.batch(0)
+    ds = s.torch(start=0, stop=6, prefetch=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() with threads running
+        loader = DataLoader(ds, batch_size=None, num_workers=2, multiprocessing_context="fork", timeout=60)
+        got = sorted((int(b.target[0]), b.history.numpy().tobytes()) for b in loader)
+    want = sorted((int(s.batch(k).target[0]), s.batch(k).history.tobytes()) for k in range(6))
+    assert got == want
