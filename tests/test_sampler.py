@@ -332,7 +332,7 @@ def test_torch_dataset_with_dataloader():
         (dict(batch_size=0), ValueError, "batch_size: expected an integer >= 1"),
         (dict(maxlen=0), ValueError, "maxlen"),
         (dict(min_hist=0), ValueError, "min_hist"),
-        (dict(min_hist=5), ValueError, "no user has more than min_hist = 5"),
+        (dict(min_hist=5), ValueError, "users: expected at least one user with more than min_hist = 5 items"),
         (dict(seed=-1), ValueError, "seed"),
         (dict(seed=2**64), ValueError, "seed"),
         (dict(batch_size=2.0), TypeError, "batch_size: expected an integer"),

@@ -1,21 +1,48 @@
-"""Type stubs for comirec's private native module (checked with ``python -m mypy.stubtest comirec._core``)."""
+"""Stubs of comirec's native core (private; use :mod:`comirec`). Checked with
+``python -m mypy.stubtest comirec._core`` (tests/test_stubs.py)."""
+
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+_Ids = npt.NDArray[np.int32] | npt.NDArray[np.int64]
+
 __all__ = [
-    "__doc__",
-    "sampler_drawable_users",
-    "sampler_eval_batch",
-    "sampler_mark_forked",
-    "sampler_train_batch",
+    "aggregate",
+    "metrics",
+    "METRIC_NAMES",
+    "_panic_for_test",
+    "_forked_from_pool_owner",
     "sampler_validate_csr",
+    "sampler_drawable_users",
+    "sampler_train_batch",
+    "sampler_eval_batch",
 ]
+
+METRIC_NAMES: list[str]
+
+def aggregate(
+    items: _Ids,
+    scores: npt.NDArray[np.float32],
+    cats: _Ids | None,
+    lam: float,
+    n: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+def metrics(
+    recs: _Ids,
+    indptr: npt.NDArray[np.int64],
+    target_items: _Ids,
+    cats: _Ids | None,
+    ks: Sequence[int],
+    protocol: str,
+) -> npt.NDArray[np.float64]: ...
+def _panic_for_test() -> None: ...
+def _forked_from_pool_owner() -> bool: ...
 
 # ===== sampler (issue 3, data layer) =====================================================
 # Callers (comirec.data.sampler) pass C-contiguous arrays of exactly these dtypes.
 
-def sampler_mark_forked() -> None: ...
 def sampler_validate_csr(indptr: npt.NDArray[np.int64], n_items: int) -> None: ...
 def sampler_drawable_users(
     indptr: npt.NDArray[np.int64], users: npt.NDArray[np.int64], min_hist: int
@@ -33,5 +60,3 @@ def sampler_train_batch(
 def sampler_eval_batch(
     indptr: npt.NDArray[np.int64], items: npt.NDArray[np.int32], users: npt.NDArray[np.int64], maxlen: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
-
-# ===== end sampler =======================================================================

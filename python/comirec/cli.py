@@ -26,6 +26,13 @@ def command(name: str, help: str, target: str) -> Callable[[Registrar], Registra
 # -- commands are registered below (each one's options, then the module that runs it) --
 
 
+@command("demo", "aggregate + metrics on generated candidates: the λ accuracy/diversity trade-off", "comirec.demo:main")
+def _demo_options(p: argparse.ArgumentParser) -> None:
+    from comirec.config import DemoConfig, add_arguments
+
+    add_arguments(p, DemoConfig)
+
+
 # data layer (issue 3)
 @command("prepare", "Prepare a dataset: read raw files, filter, remap ids, split users, write a memory-mapped directory.", "comirec.data.commands:run_prepare")
 def _prepare_options(p: argparse.ArgumentParser) -> None:

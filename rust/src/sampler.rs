@@ -14,9 +14,11 @@
 //! check that both produce identical batches.
 
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
+
+use crate::error::{CoreError, Result};
+use crate::parallel;
 
 /// Rows per unit of work in a training batch: their random loads are issued together.
 const ROW_CHUNK: usize = 32;
@@ -24,65 +26,55 @@ const ROW_CHUNK: usize = 32;
 /// Below this many history cells a batch is filled serially (rayon's fork costs more).
 const PARALLEL_MIN_CELLS: usize = 4_096;
 
-/// Set in a child process created by fork(): rayon's global pool does not survive a fork (its
-/// threads are gone, so a parallel call would wait forever), so a forked child, such as a
-/// torch DataLoader worker, fills batches serially. `comirec.data.sampler` sets it through
-/// `os.register_at_fork`.
-static FORKED: AtomicBool = AtomicBool::new(false);
-
-/// Marks this process as a fork()ed child: from now on every batch is filled serially.
-pub fn mark_forked() {
-    FORKED.store(true, Ordering::Relaxed);
-}
-
 #[inline]
 fn use_parallel(cells: usize) -> bool {
-    cells >= PARALLEL_MIN_CELLS && !FORKED.load(Ordering::Relaxed)
+    // use_pool does the pid bookkeeping that keeps a fork()ed child (a DataLoader worker) off
+    // rayon's inherited, threadless pool; the size threshold here is in cells, not users.
+    cells >= PARALLEL_MIN_CELLS && parallel::use_pool(parallel::MIN_PARALLEL_USERS)
 }
 
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 const SEED_SALT: u64 = 0x5851_F42D_4C95_7F2D;
 
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum SamplerError {
-    #[error("indptr: expected at least one entry (n_users + 1), got an empty array")]
-    EmptyIndptr,
-    #[error("indptr: expected indptr[0] == 0, got {0}")]
-    IndptrStart(i64),
-    #[error("indptr: expected non-decreasing offsets, but indptr[{pos}] = {next} < indptr[{prev_pos}] = {prev}", prev_pos = .pos - 1)]
-    IndptrDecreasing { pos: usize, prev: i64, next: i64 },
-    #[error("indptr: expected indptr[-1] == len(items) = {n_items}, got {last}")]
-    IndptrEnd { last: i64, n_items: usize },
-    #[error("users: expected user indices in [0, {n_users}), got {user} at position {pos}")]
-    UserOutOfRange {
-        pos: usize,
-        user: i64,
-        n_users: usize,
-    },
-    #[error("users: no user has more than min_hist = {min_hist} items, nothing to sample")]
-    NoEligibleUsers { min_hist: usize },
-    #[error("users: user {user} has {len} items, expected more than min_hist = {min_hist}")]
-    TooShort {
-        user: i64,
-        len: usize,
-        min_hist: usize,
-    },
-    #[error(
-        "batch_size: expected at most {n_users} (the eligible users; a batch draws users without \
-         replacement), got {batch_size}"
-    )]
-    BatchTooLarge { batch_size: usize, n_users: usize },
-    #[error("users: user {user} has items [{start}, {end}), outside the {n_items} items")]
-    BadSpan {
-        user: i64,
-        start: i64,
-        end: i64,
-        n_items: usize,
-    },
-    #[error("table: expected (start, end, user) triples, got {0} entries")]
-    TableShape(usize),
-    #[error("{name}: expected a positive integer, got 0")]
-    Zero { name: &'static str },
+/// Errors are the crate's one [`CoreError`]; these build the sampler's.
+fn indptr_error(what: String) -> CoreError {
+    CoreError::Indptr {
+        arg: "indptr",
+        what,
+    }
+}
+
+fn user_out_of_range(pos: usize, user: i64, n_users: usize) -> CoreError {
+    CoreError::argument(
+        "users",
+        format!("user indices in [0, {n_users})"),
+        format!("{user} at position {pos}"),
+    )
+}
+
+fn batch_too_large(batch_size: usize, n: usize) -> CoreError {
+    let want = format!(
+        "at most {n} (the users with more than min_hist items: a batch draws distinct users, as the \
+         authors' random.sample)"
+    );
+    CoreError::argument("batch_size", want, batch_size)
+}
+
+fn too_short(user: i64, len: usize, min_hist: usize) -> CoreError {
+    let want = format!("users with more than min_hist = {min_hist} items");
+    CoreError::argument("users", want, format!("user {user} with {len}"))
+}
+
+fn bad_range(user: i64, start: i64, end: i64, n_items: usize) -> CoreError {
+    let want = format!("item ranges within the {n_items} items");
+    CoreError::argument("table", want, format!("[{start}, {end}) for user {user}"))
+}
+
+fn positive(name: &'static str, value: usize) -> Result<usize> {
+    if value == 0 {
+        return Err(CoreError::argument(name, "a positive integer", 0));
+    }
+    Ok(value)
 }
 
 /// The SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mixer.
@@ -130,35 +122,42 @@ pub fn row_stream(key: u64, row: u64) -> SplitMix64 {
 }
 
 /// Checks the CSR offsets once, so the kernels can trust them.
-pub fn validate_csr(indptr: &[i64], n_items: usize) -> Result<(), SamplerError> {
-    let first = *indptr.first().ok_or(SamplerError::EmptyIndptr)?;
+pub fn validate_csr(indptr: &[i64], n_items: usize) -> Result<()> {
+    let Some(&first) = indptr.first() else {
+        return Err(indptr_error(
+            "expected at least one entry (n_users + 1), got an empty array".into(),
+        ));
+    };
     if first != 0 {
-        return Err(SamplerError::IndptrStart(first));
+        return Err(indptr_error(format!(
+            "expected indptr[0] == 0, got {first}"
+        )));
     }
     for (pos, w) in indptr.windows(2).enumerate() {
         if w[1] < w[0] {
-            return Err(SamplerError::IndptrDecreasing {
-                pos: pos + 1,
-                prev: w[0],
-                next: w[1],
-            });
+            let (i, prev, next) = (pos + 1, w[0], w[1]);
+            return Err(indptr_error(format!(
+                "expected non-decreasing offsets, but indptr[{i}] = {next} < indptr[{pos}] = {prev}"
+            )));
         }
     }
     let last = indptr[indptr.len() - 1];
     if usize::try_from(last).ok() != Some(n_items) {
-        return Err(SamplerError::IndptrEnd { last, n_items });
+        return Err(indptr_error(format!(
+            "expected indptr[-1] == len(items) = {n_items}, got {last}"
+        )));
     }
     Ok(())
 }
 
 /// Offsets of user `user` (in a validated CSR), or an error naming the bad index.
 #[inline]
-fn span(indptr: &[i64], user: i64, pos: usize) -> Result<(usize, usize), SamplerError> {
+fn span(indptr: &[i64], user: i64, pos: usize) -> Result<(usize, usize)> {
     let n_users = indptr.len().saturating_sub(1);
     match usize::try_from(user) {
         // validate_csr guarantees 0 <= indptr[u] <= indptr[u + 1] <= len(items).
         Ok(u) if u < n_users => Ok((indptr[u] as usize, indptr[u + 1] as usize)),
-        _ => Err(SamplerError::UserOutOfRange { pos, user, n_users }),
+        _ => Err(user_out_of_range(pos, user, n_users)),
     }
 }
 
@@ -168,11 +167,7 @@ fn span(indptr: &[i64], user: i64, pos: usize) -> Result<(usize, usize), Sampler
 /// Returns a flat table of triples `[start, end, user, start, end, user, ...]` (the user's
 /// item range and index): a batch then reaches everything about a drawn user in one cache line
 /// instead of several dependent random accesses.
-pub fn drawable_users(
-    indptr: &[i64],
-    users: &[i64],
-    min_hist: usize,
-) -> Result<Vec<i64>, SamplerError> {
+pub fn drawable_users(indptr: &[i64], users: &[i64], min_hist: usize) -> Result<Vec<i64>> {
     let mut table = Vec::with_capacity(3 * users.len());
     for (pos, &u) in users.iter().enumerate() {
         let (start, end) = span(indptr, u, pos)?;
@@ -181,7 +176,8 @@ pub fn drawable_users(
         }
     }
     if table.is_empty() {
-        return Err(SamplerError::NoEligibleUsers { min_hist });
+        let want = format!("at least one user with more than min_hist = {min_hist} items");
+        return Err(CoreError::argument("users", want, "none"));
     }
     Ok(table)
 }
@@ -196,13 +192,10 @@ pub fn draw_positions(
     replacement: bool,
     rng: &mut SplitMix64,
     out: &mut [usize],
-) -> Result<(), SamplerError> {
+) -> Result<()> {
     let b = out.len();
     if n == 0 && b > 0 {
-        return Err(SamplerError::BatchTooLarge {
-            batch_size: b,
-            n_users: 0,
-        });
+        return Err(batch_too_large(b, 0));
     }
     if replacement {
         for o in out.iter_mut() {
@@ -211,10 +204,7 @@ pub fn draw_positions(
         return Ok(());
     }
     if b > n {
-        return Err(SamplerError::BatchTooLarge {
-            batch_size: b,
-            n_users: n,
-        });
+        return Err(batch_too_large(b, n));
     }
     if 2 * b <= n {
         // Open addressing over a power-of-two table at most half full.
@@ -340,15 +330,12 @@ pub fn train_batch(
     seed: u64,
     step: u64,
     replacement: bool,
-) -> Result<TrainBatch, SamplerError> {
-    if batch_size == 0 {
-        return Err(SamplerError::Zero { name: "batch_size" });
-    }
-    if maxlen == 0 {
-        return Err(SamplerError::Zero { name: "maxlen" });
-    }
+) -> Result<TrainBatch> {
+    positive("batch_size", batch_size)?;
+    positive("maxlen", maxlen)?;
     if !table.len().is_multiple_of(3) {
-        return Err(SamplerError::TableShape(table.len()));
+        let got = format!("{} entries", table.len());
+        return Err(CoreError::shape("table", "(start, end, user) triples", got));
     }
     let key = batch_key(seed, step);
     let mut positions = vec![0usize; batch_size];
@@ -366,20 +353,11 @@ pub fn train_batch(
         let (start, end, user) = (table[3 * p], table[3 * p + 1], table[3 * p + 2]);
         if start < 0 || start > end || end as usize > items.len() {
             let n_items = items.len();
-            return Err(SamplerError::BadSpan {
-                user,
-                start,
-                end,
-                n_items,
-            });
+            return Err(bad_range(user, start, end, n_items));
         }
         let len = (end - start) as usize;
         if len <= min_hist {
-            return Err(SamplerError::TooShort {
-                user,
-                len,
-                min_hist,
-            });
+            return Err(too_short(user, len, min_hist));
         }
         ranges.push((start as usize, end as usize));
         users.push(user);
@@ -467,10 +445,8 @@ pub fn eval_batch(
     items: &[i32],
     users: &[i64],
     maxlen: usize,
-) -> Result<EvalBatch, SamplerError> {
-    if maxlen == 0 {
-        return Err(SamplerError::Zero { name: "maxlen" });
-    }
+) -> Result<EvalBatch> {
+    positive("maxlen", maxlen)?;
     let mut spans = Vec::with_capacity(users.len());
     let mut target_indptr = Vec::with_capacity(users.len() + 1);
     target_indptr.push(0i64);
@@ -478,10 +454,10 @@ pub fn eval_batch(
     for (pos, &u) in users.iter().enumerate() {
         let (start, end) = span(indptr, u, pos)?;
         if end > items.len() {
-            return Err(SamplerError::IndptrEnd {
-                last: end as i64,
-                n_items: items.len(),
-            });
+            return Err(indptr_error(format!(
+                "expected offsets within len(items) = {}, got {end}",
+                items.len()
+            )));
         }
         total += end - start - eval_cut(end - start);
         target_indptr.push(total as i64);
@@ -512,6 +488,10 @@ pub fn eval_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn err<T: std::fmt::Debug>(r: Result<T>) -> String {
+        r.unwrap_err().to_string()
+    }
 
     /// The drawable table of all `users` (no length filter).
     fn table(indptr: &[i64], users: &[i64]) -> Vec<i64> {
@@ -553,23 +533,11 @@ mod tests {
 
     #[test]
     fn validate_csr_rejects_bad_offsets() {
-        assert_eq!(validate_csr(&[], 0), Err(SamplerError::EmptyIndptr));
-        assert_eq!(validate_csr(&[1, 2], 2), Err(SamplerError::IndptrStart(1)));
-        assert_eq!(
-            validate_csr(&[0, 3, 2], 2),
-            Err(SamplerError::IndptrDecreasing {
-                pos: 2,
-                prev: 3,
-                next: 2
-            })
-        );
-        assert_eq!(
-            validate_csr(&[0, 2], 3),
-            Err(SamplerError::IndptrEnd {
-                last: 2,
-                n_items: 3
-            })
-        );
+        assert!(err(validate_csr(&[], 0)).contains("at least one entry"));
+        assert!(err(validate_csr(&[1, 2], 2)).contains("expected indptr[0] == 0, got 1"));
+        assert!(err(validate_csr(&[0, 3, 2], 2)).contains("indptr[2] = 2 < indptr[1] = 3"));
+        assert!(err(validate_csr(&[0, 2], 3)).contains("indptr[-1] == len(items) = 3, got 2"));
+        assert!(err(validate_csr(&[0, 2], 3)).starts_with("indptr: "));
         assert_eq!(validate_csr(&[0, 2, 3], 3), Ok(()));
     }
 
@@ -580,18 +548,14 @@ mod tests {
             drawable_users(&indptr, &[2, 1, 0, 3], 4).unwrap(),
             vec![9, 15, 2, 0, 5, 0]
         );
-        assert_eq!(
-            drawable_users(&indptr, &[1, 3], 4),
-            Err(SamplerError::NoEligibleUsers { min_hist: 4 })
+        let e = err(drawable_users(&indptr, &[1, 3], 4));
+        assert!(
+            e.starts_with("users: ") && e.contains("more than min_hist = 4"),
+            "{e}"
         );
-        assert!(matches!(
-            drawable_users(&indptr, &[4], 4),
-            Err(SamplerError::UserOutOfRange { .. })
-        ));
-        assert!(matches!(
-            drawable_users(&indptr, &[-1], 4),
-            Err(SamplerError::UserOutOfRange { .. })
-        ));
+        assert!(err(drawable_users(&indptr, &[4], 4))
+            .contains("user indices in [0, 4), got 4 at position 0"));
+        assert!(err(drawable_users(&indptr, &[-1], 4)).contains("got -1"));
     }
 
     #[test]
@@ -608,13 +572,8 @@ mod tests {
             }
         }
         let mut out = vec![0usize; 11];
-        assert_eq!(
-            draw_positions(10, false, &mut SplitMix64::new(0), &mut out),
-            Err(SamplerError::BatchTooLarge {
-                batch_size: 11,
-                n_users: 10
-            })
-        );
+        let e = err(draw_positions(10, false, &mut SplitMix64::new(0), &mut out));
+        assert!(e.starts_with("batch_size: expected at most 10"), "{e}");
         assert!(draw_positions(10, true, &mut SplitMix64::new(0), &mut out).is_ok());
     }
 
@@ -670,38 +629,20 @@ mod tests {
     fn train_batch_reports_bad_input() {
         let (indptr, items) = csr(&[5, 3]);
         let (t0, t1) = (table(&indptr, &[0]), table(&indptr, &[1]));
-        assert_eq!(
-            train_batch(&items, &t1, 1, 4, 4, 0, 0, false),
-            Err(SamplerError::TooShort {
-                user: 1,
-                len: 3,
-                min_hist: 4
-            })
+        let e = err(train_batch(&items, &t1, 1, 4, 4, 0, 0, false));
+        assert!(
+            e.contains("more than min_hist = 4") && e.contains("user 1 with 3"),
+            "{e}"
         );
-        assert_eq!(
-            train_batch(&items, &t0, 0, 4, 4, 0, 0, false),
-            Err(SamplerError::Zero { name: "batch_size" })
-        );
-        assert_eq!(
-            train_batch(&items, &t0, 2, 4, 4, 0, 0, false),
-            Err(SamplerError::BatchTooLarge {
-                batch_size: 2,
-                n_users: 1
-            })
-        );
-        assert_eq!(
-            train_batch(&items, &[3, 9, 0], 1, 4, 2, 0, 0, false),
-            Err(SamplerError::BadSpan {
-                user: 0,
-                start: 3,
-                end: 9,
-                n_items: 8
-            })
-        );
-        assert_eq!(
-            train_batch(&items, &[0, 5], 1, 4, 2, 0, 0, false),
-            Err(SamplerError::TableShape(2))
-        );
+        assert!(err(train_batch(&items, &t0, 0, 4, 4, 0, 0, false))
+            .starts_with("batch_size: expected a positive"));
+        assert!(err(train_batch(&items, &t0, 1, 0, 4, 0, 0, false))
+            .starts_with("maxlen: expected a positive"));
+        assert!(err(train_batch(&items, &t0, 2, 4, 4, 0, 0, false))
+            .starts_with("batch_size: expected at most 1"));
+        assert!(err(train_batch(&items, &[3, 9, 0], 1, 4, 2, 0, 0, false))
+            .contains("[3, 9) for user 0"));
+        assert!(err(train_batch(&items, &[0, 5], 1, 4, 2, 0, 0, false)).contains("got 2 entries"));
     }
 
     #[test]
@@ -730,10 +671,8 @@ mod tests {
                 assert_eq!((hj, mj), (want, if j < n { 1.0 } else { 0.0 }));
             }
         }
-        assert!(matches!(
-            eval_batch(&indptr, &items, &[5], 4),
-            Err(SamplerError::UserOutOfRange { .. })
-        ));
+        assert!(err(eval_batch(&indptr, &items, &[5], 4))
+            .starts_with("users: expected user indices in [0, 5)"));
     }
 
     #[test]

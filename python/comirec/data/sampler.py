@@ -13,7 +13,6 @@ sampling with training.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -24,10 +23,6 @@ import numpy as np
 from .. import _core
 
 T = TypeVar("T")
-
-# rayon's thread pool does not survive fork(): in a forked child (a DataLoader worker, say) the
-# Rust sampler must fill batches serially or it would wait forever on threads that are gone.
-os.register_at_fork(after_in_child=_core.sampler_mark_forked)
 _MAX_CELLS = 1 << 31  # batch_size * maxlen bound: keeps one batch's buffers allocatable
 
 
