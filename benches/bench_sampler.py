@@ -3,7 +3,7 @@ DataIterator (random.sample of users, random.choice of the cut, list slicing).
 
 Taobao scale: a CSR of 1M users and 85M events, maxlen 50, batch 256 (SPEC section 2). Timed on
 request (``pytest benches/bench_sampler.py --benchmark-enable``); in CI (``--benchmark-disable``)
-each bench runs once, on a small CSR, as a correctness test.
+each bench runs once, on a CSR 100x smaller (benches/conftest.py), as a correctness test.
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ RUST_ROUNDS, PY_ROUNDS = 150, 30
 
 
 @pytest.fixture(scope="module")
-def csr(request: pytest.FixtureRequest) -> tuple[np.ndarray, np.ndarray]:
-    # pytest-benchmark's own rule: disabled when --benchmark-disable is given without --benchmark-enable.
-    cfg = request.config
-    timed = cfg.getoption("benchmark_enable", default=False) or not cfg.getoption("benchmark_disable", default=False)
-    n_users, n_events, n_items = (1_000_000, 85_000_000, 1_700_000) if timed else (5_000, 400_000, 20_000)
+def csr(scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Taobao size at scale 1 (timed runs), 100x smaller as a test (see conftest.py)."""
+    n_users, n_events, n_items = int(1_000_000 * scale), int(85_000_000 * scale), int(1_700_000 * scale)
     rng = np.random.default_rng(0)
     # Long-tailed lengths (>= 5, mean 85) and Zipf-like item ids, as in Taobao.
     weights = rng.lognormal(0.0, 1.0, n_users)
