@@ -1,4 +1,4 @@
-"""Turn a pytest-benchmark JSON file into the tables of benches/README.md.
+"""Turn a pytest-benchmark JSON file into the serving-core table of benches/README.md.
 
     python -m pytest benches --benchmark-enable --benchmark-json=results.json -q
     python benches/report.py results.json
@@ -26,8 +26,12 @@ def main(path: str) -> None:
     data = json.load(open(path))
     groups: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     loads: list[float] = []
+    others = 0
     for b in data["benchmarks"]:
         info = b["extra_info"]
+        if "contender" not in info or "users" not in info:
+            others += 1  # another section's benchmark (e.g. the sampler): reported there
+            continue
         median = b["stats"]["median"]
         groups[b["group"]][info["contender"]] = {
             "users": info["users"],
@@ -42,6 +46,8 @@ def main(path: str) -> None:
           f"Python {m.get('python_version', '?')}; run {data.get('datetime', '?')}")
     if loads:
         print(f"Load average (1 min) during the run: {min(loads):.2f} to {max(loads):.2f}")
+    if others:
+        print(f"({others} benchmarks of other sections left out)")
     print()
     print("| benchmark | contender | users | median (s) | rounds | users/s | CPU µs/user | Rust speed-up |")
     print("|---|---|---|---|---|---|---|---|")
