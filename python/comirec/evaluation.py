@@ -1,0 +1,166 @@
+"""Evaluation: interests -> top-N retrieval per interest -> aggregation (λ) -> metrics.
+
+One retrieval at the largest N serves every N and every λ: per-interest rows come back sorted,
+so the top-n of each row is a slice of the top-N. Everything per user stays in numpy arrays;
+per-batch metric sums are accumulated, never per-user Python objects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .retrieval import ItemIndex
+
+if TYPE_CHECKING:
+    from .models import InterestModel
+
+PROTOCOLS = ("standard", "comirec")
+SPLITS = ("train", "valid", "test")
+
+#: report[protocol][lam][metric] -> value (means over users)
+Report = dict[str, dict[float, dict[str, float]]]
+
+
+def check_lams(lams: Sequence[float]) -> tuple[float, ...]:
+    out = []
+    for lam in lams:
+        lam = float(lam)
+        if math.isnan(lam) or lam < 0:
+            raise ValueError(f"lam (λ) must be >= 0 (inf allowed), got {lam}")
+        out.append(lam)
+    if not out:
+        raise ValueError("lam: expected at least one value")
+    return tuple(dict.fromkeys(out))
+
+
+def check_ns(ns: Sequence[int]) -> tuple[int, ...]:
+    out = []
+    for n in ns:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n (list length N) must be an integer >= 1, got {n!r}")
+        out.append(int(n))
+    if not out:
+        raise ValueError("n: expected at least one value")
+    return tuple(sorted(set(out)))
+
+
+def check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
+    for p in protocols:
+        if p not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {p!r}")
+    if not protocols:
+        raise ValueError("protocol: expected at least one value")
+    return tuple(dict.fromkeys(protocols))
+
+
+def compute_interests(model: "InterestModel", history: np.ndarray, mask: np.ndarray, device: Any = "cpu") -> Any:
+    """(b, K, d) interests of a batch, in eval mode and without gradients (a torch tensor)."""
+    import torch
+
+    with torch.inference_mode():
+        h = torch.from_numpy(np.ascontiguousarray(history, dtype=np.int64)).to(device)
+        m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
+        return model.interests(h, m).float()
+
+
+def build_index(model: "InterestModel", device: Any = "cpu", factory: str = "Flat") -> ItemIndex:
+    import torch
+
+    with torch.no_grad():
+        vectors = model.item_vectors().detach().float()
+    return ItemIndex(vectors, factory=factory, device=str(device))
+
+
+def evaluate_model(
+    model: "InterestModel",
+    dataset: Any,
+    *,
+    split: str = "test",
+    ns: Sequence[int] = (20, 50),
+    lams: Sequence[float] = (0.0,),
+    protocols: Sequence[str] = ("standard",),
+    maxlen: int = 20,
+    batch_size: int = 1024,
+    device: Any = "cpu",
+    factory: str = "Flat",
+    index: ItemIndex | None = None,
+    max_users: int | None = None,
+) -> Report:
+    """Recall / NDCG / HitRate / Diversity @ each n in ``ns`` for each λ and protocol, averaged
+    over the users of ``split``. ``max_users`` evaluates the first that many users only."""
+    import comirec
+    from comirec.data import eval_batches
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    ns = check_ns(ns)
+    lams = check_lams(lams)
+    protocols = check_protocols(protocols)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    was_training = model.training
+    model.eval()
+    try:
+        if index is None:
+            index = build_index(model, device, factory)
+        users = dataset.users(split)
+        if max_users is not None:
+            users = users[:max_users]
+        cats = dataset.item_cat
+        nmax = max(ns)
+        sums: dict[tuple[str, float], dict[str, float]] = {(p, lam): {} for p in protocols for lam in lams}
+        count = 0
+        for eb in eval_batches(dataset.indptr, dataset.items, users=users, maxlen=maxlen, batch_size=batch_size):
+            b = len(eb.users)
+            if b == 0:
+                continue
+            cands = index.search(compute_interests(model, eb.history, eb.mask, device), nmax)
+            targets = (eb.target_indptr, eb.target_items)
+            for n in ns:
+                sub = (cands.items[:, :, :n], cands.scores[:, :, :n])
+                for lam in lams:
+                    recs = comirec.aggregate(sub, cats, lam=lam, n=n)
+                    for p in protocols:
+                        per_user = comirec.metrics(recs.items, targets, cats=cats, ks=(n,), protocol=p, per_user=True)
+                        acc = sums[(p, lam)]
+                        for key, values in per_user.items():
+                            acc[key] = acc.get(key, 0.0) + float(np.sum(values))
+            count += b
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError(f"split {split!r} has no users to evaluate")
+    report: Report = {p: {} for p in protocols}
+    for (p, lam), acc in sums.items():
+        report[p][lam] = {k: v / count for k, v in sorted(acc.items(), key=lambda kv: _metric_order(kv[0]))}
+    return report
+
+
+def _metric_order(key: str) -> tuple[int, int]:
+    name, _, k = key.partition("@")
+    order = {"recall": 0, "ndcg": 1, "hitrate": 2, "diversity": 3}
+    return (int(k) if k.isdigit() else 0, order.get(name, 9))
+
+
+def format_report(report: Report, title: str = "") -> str:
+    """A plain-text table: one row per (protocol, λ), metrics in % as the paper prints them."""
+    lines = [title] if title else []
+    for p, by_lam in report.items():
+        keys = list(next(iter(by_lam.values())).keys())
+        lines.append(f"protocol: {p}")
+        lines.append(f"{'lam':>6} " + " ".join(f"{k:>13}" for k in keys))
+        for lam, metrics in by_lam.items():
+            lines.append(f"{lam:>6g} " + " ".join(f"{100 * metrics[k]:>13.3f}" for k in keys))
+    return "\n".join(lines)
+
+
+def report_to_json(report: Report) -> dict[str, dict[str, dict[str, float]]]:
+    return {p: {_lam_key(lam): m for lam, m in by_lam.items()} for p, by_lam in report.items()}
+
+
+def _lam_key(lam: float) -> str:
+    return "inf" if math.isinf(lam) else repr(float(lam))
