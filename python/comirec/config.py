@@ -172,3 +172,41 @@ class EvalConfig:
             raise ValueError("n: expected at least one value")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReproduceConfig:
+    """Train all six models on one split and seed; print the paper's Table 3 and Table 5 layouts."""
+
+    out: str = dataclasses.field(metadata={"help": "output directory (dataset copy if prepared here, runs, report.json, report.md)"})
+    data: str | None = _field(
+        None,
+        "a prepared dataset, or a raw sequences directory like ../shared/data/amazon-beauty (prepared into OUT, "
+        "with its split-*.tsv when present); default: $COMIREC_BEAUTY if set, else a small SYNTHETIC dataset",
+    )
+    budget_minutes: float = _field(10.0, "training wall-clock budget for all models together (0 = steps only)")
+    max_steps: int = _field(20_000, "training steps per model at most")
+    models: str = _field("all", "comma-separated models to run (default: all six)")
+    lams: tuple[float, ...] = _field((0.0, 0.05, 0.1, 0.15, 0.2, 0.25), "λ values for the Table 5 layout")
+    protocol: str = _field("standard", "metric formulas of the printed tables (the report holds both)", choices=("standard", "comirec"))
+    batch_size: int = _field(128, "training batch size")
+    maxlen: int = _field(20, "history length")
+    interests: int = _field(4, "K for the multi-interest models")
+    dim: int = _field(64, "embedding size d")
+    lr: float = _field(1e-3, "Adam learning rate")
+    eval_every: int = _field(1000, "validate every this many steps")
+    patience: int = _field(5, "early stop after this many validations without gain")
+    seed: int = _field(19, "random seed (the same for every model)")
+    device: str = _field("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = _field(0, "torch CPU threads (0 = torch's default)")
+    progress: bool = _field(True, "show progress bars")
+
+    def __post_init__(self) -> None:
+        if not self.budget_minutes >= 0:
+            raise ValueError(f"budget_minutes must be >= 0, got {self.budget_minutes}")
+        for name in ("max_steps", "batch_size", "maxlen", "interests", "dim", "eval_every", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for lam in self.lams:
+            if lam != lam or lam < 0:
+                raise ValueError(f"lams: λ must be >= 0, got {lam}")

@@ -164,3 +164,31 @@ def report_to_json(report: Report) -> dict[str, dict[str, dict[str, float]]]:
 
 def _lam_key(lam: float) -> str:
     return "inf" if math.isinf(lam) else repr(float(lam))
+
+
+def cli_evaluate(args: Any) -> int:
+    """``comirec evaluate``: a run's metrics on the valid or test users, one retrieval for all λ."""
+    import json
+    from pathlib import Path
+
+    from .config import EvalConfig, from_namespace
+    from .data import load_prepared
+    from .training import check_same_items, load_model, resolve_device
+
+    cfg = from_namespace(EvalConfig, args)
+    device = resolve_device(cfg.device)
+    model, run_cfg = load_model(Path(cfg.run), device)
+    data = cfg.data or run_cfg["dataset"]["path"]
+    if not Path(data).exists():
+        raise FileNotFoundError(f"the run's dataset {data} is not there any more: pass --data DIR (a prepared dataset)")
+    ds = load_prepared(data)
+    check_same_items(model.n_items, ds, f"evaluate --run {cfg.run}")
+    report = evaluate_model(model, ds, split=cfg.split, ns=cfg.n, lams=cfg.lam, protocols=(cfg.protocol,),
+                            maxlen=int(run_cfg["model"]["maxlen"]), batch_size=cfg.batch_size, device=device, factory=cfg.index)
+    if cfg.json:
+        print(json.dumps(report_to_json(report)[cfg.protocol]))
+    else:
+        name = run_cfg["model"]["model"]
+        label = " (SYNTHETIC data)" if run_cfg["dataset"].get("synthetic") else ""
+        print(format_report(report, f"{name} on {ds.path}{label}, {cfg.split} users, metrics in %"))
+    return 0

@@ -381,3 +381,25 @@ class _Trainer:
         rate = st["step"] * cfg.batch_size / max(st["train_time"], 1e-9)
         return {"best_step": st["best_step"], "steps": st["step"], "stop_reason": reason,
                 "train_seconds": round(st["train_time"], 3), "train_samples_per_s": round(rate, 1)}
+
+
+def cli_train(args: Any) -> int:
+    """``comirec train``: options come from ModelConfig + TrainConfig."""
+    from .config import from_namespace
+
+    if args.resume:
+        stored = load_run_config(Path(args.out))
+        model_cfg = ModelConfig(**stored["model"])
+        if args.model is not None and args.model != model_cfg.model:
+            raise ValueError(f"--model {args.model} does not match the run being resumed ({model_cfg.model})")
+    else:
+        if args.model is None:
+            raise ValueError("--model is required: one of mostpop, youtube-dnn, gru4rec, mind, comirec-dr, comirec-sa")
+        model_cfg = from_namespace(ModelConfig, args)
+    cfg = from_namespace(TrainConfig, args)
+    run = train(model_cfg, cfg)
+    final = json.loads((run / METRICS).read_text())
+    test = final["test"]["standard"]["0.0"]
+    print(f"{model_cfg.model}: best step {final['best_step']} of {final['steps']}; test (standard protocol) "
+          + ", ".join(f"{k} {100 * v:.3f}" for k, v in test.items()) + f"  [%]  -> {run}")
+    return 0

@@ -1,0 +1,173 @@
+"""``comirec reproduce``: the paper's Table 3 (all six models) and Table 5 (λ) on one dataset.
+
+Every model trains on the same split with the same seed and the same budget; each is then
+evaluated on the test users (N = 20, 50; both metric protocols are kept in the report). The
+printed tables and ``report.md`` name the dataset (SYNTHETIC when it is), the protocol and the
+training budget actually used, so that no number is read out of context.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import ModelConfig, ReproduceConfig, TrainConfig
+
+ALL_MODELS = ("mostpop", "youtube-dnn", "gru4rec", "mind", "comirec-sa", "comirec-dr")
+COMIREC = ("comirec-sa", "comirec-dr")
+PAPER_NAMES = {"mostpop": "MostPopular", "youtube-dnn": "YouTube DNN", "gru4rec": "GRU4Rec", "mind": "MIND",
+               "comirec-sa": "ComiRec-SA", "comirec-dr": "ComiRec-DR"}
+TABLE3_KEYS = ("recall@20", "ndcg@20", "hitrate@20", "recall@50", "ndcg@50", "hitrate@50")
+SYNTH_ARGS = ["--users", "6000", "--items", "3000", "--categories", "30"]
+
+
+def parse_models(text: str) -> tuple[str, ...]:
+    if text.strip() == "all":
+        return ALL_MODELS
+    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    for n in names:
+        if n not in ALL_MODELS:
+            raise ValueError(f"--models: unknown model {n!r}: expected 'all' or a comma-separated list of {', '.join(ALL_MODELS)}")
+    if not names:
+        raise ValueError("--models: expected at least one model")
+    return names
+
+
+def _is_prepared(path: Path) -> bool:
+    from .data import load_prepared
+
+    try:
+        load_prepared(path)
+    except (ValueError, FileNotFoundError, OSError):
+        return False
+    return True
+
+
+def resolve_dataset(cfg: ReproduceConfig, out: Path) -> Path:
+    """A prepared dataset directory for the run: given, prepared from raw sequences, or synthetic."""
+    from .cli import main as cli_main
+
+    source = cfg.data or os.environ.get("COMIREC_BEAUTY")
+    if source is not None:
+        src = Path(source)
+        if not src.exists():
+            raise FileNotFoundError(f"--data {src} does not exist")
+        if _is_prepared(src):
+            return src
+        target = out / "dataset"
+        if _is_prepared(target):
+            return target
+        argv = ["prepare", "--format", "sequences", "--input", str(src), "--out", str(target)]
+        splits = sorted(src.glob("split-*.tsv")) if src.is_dir() else []
+        if splits:
+            argv += ["--split-file", str(splits[0])]
+        print(f"preparing {src} -> {target}" + (f" (user split from {splits[0].name})" if splits else ""), file=sys.stderr)
+        if cli_main(argv) != 0:
+            raise ValueError(f"--data {src}: neither a prepared dataset nor a sequences directory that comirec prepare accepts")
+        return target
+    target = out / "synthetic"
+    if not _is_prepared(target):
+        print(f"no --data and no $COMIREC_BEAUTY: generating a small SYNTHETIC dataset in {target}", file=sys.stderr)
+        if cli_main(["synth", *SYNTH_ARGS, "--seed", str(cfg.seed), "--out", str(target)]) != 0:
+            raise ValueError("could not generate the synthetic dataset")
+    return target
+
+
+def run_all(cfg: ReproduceConfig) -> dict[str, Any]:
+    from .data import load_prepared
+    from .evaluation import evaluate_model, report_to_json
+    from .training import METRICS, load_model, resolve_device, train
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    models = parse_models(cfg.models)
+    data_dir = resolve_dataset(cfg, out)
+    ds = load_prepared(data_dir)
+    device = resolve_device(cfg.device)
+    trainable = [m for m in models if m != "mostpop"]
+    per_model = cfg.budget_minutes / max(len(trainable), 1) if cfg.budget_minutes > 0 else 0.0
+    report: dict[str, Any] = {
+        "dataset": {"path": str(Path(data_dir).resolve()), "name": ds.header.get("name"), "synthetic": bool(ds.header.get("synthetic", False)),
+                    "n_users": int(ds.n_users), "n_items": int(ds.n_items), "n_interactions": int(ds.n_interactions)},
+        "config": dataclasses.asdict(cfg), "budget_minutes_per_model": per_model, "models": {},
+    }
+    for name in models:
+        run = out / "runs" / name
+        if not (run / METRICS).is_file():  # a finished run is reused: reproduce can be re-run
+            if run.exists():
+                import shutil
+
+                shutil.rmtree(run)
+            t0 = time.perf_counter()
+            train(ModelConfig(model=name, dim=cfg.dim, interests=cfg.interests, maxlen=cfg.maxlen),
+                  TrainConfig(data=str(data_dir), out=str(run), max_steps=cfg.max_steps, max_minutes=per_model, batch_size=cfg.batch_size,
+                              lr=cfg.lr, eval_every=cfg.eval_every, patience=cfg.patience, seed=cfg.seed, device=cfg.device,
+                              threads=cfg.threads, progress=cfg.progress), dataset=ds)
+            print(f"{name}: trained in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        final = json.loads((run / METRICS).read_text())
+        model, _ = load_model(run, device)
+        lams = cfg.lams if name in COMIREC else (0.0,)
+        test = evaluate_model(model, ds, split="test", ns=(20, 50), lams=lams, protocols=("standard", "comirec"),
+                              maxlen=cfg.maxlen, device=device)
+        report["models"][name] = {"run": str(run), "steps": final["steps"], "best_step": final["best_step"],
+                                  "stop_reason": final.get("stop_reason"), "train_seconds": final["train_seconds"],
+                                  "train_samples_per_s": final["train_samples_per_s"], "test": report_to_json(test)}
+    return report
+
+
+def table3(report: dict[str, Any], protocol: str) -> str:
+    head = "| model | R@20 | N@20 | HR@20 | R@50 | N@50 | HR@50 | steps (best) |"
+    lines = [head, "|" + "---|" * 8]
+    for name, r in report["models"].items():
+        m = r["test"][protocol]["0.0"]
+        lines.append(f"| {PAPER_NAMES[name]} | " + " | ".join(f"{100 * m[k]:.3f}" for k in TABLE3_KEYS) + f" | {r['steps']} ({r['best_step']}) |")
+    return "\n".join(lines)
+
+
+def table5(report: dict[str, Any], protocol: str) -> str:
+    present = [m for m in COMIREC if m in report["models"]]
+    if not present:
+        return ""
+    lines = ["| λ | " + " | ".join(f"{PAPER_NAMES[m]} Recall@50 | {PAPER_NAMES[m]} Diversity@50" for m in present) + " |",
+             "|" + "---|" * (1 + 2 * len(present))]
+    for lam_key in report["models"][present[0]]["test"][protocol]:
+        row = [lam_key]
+        for m in present:
+            vals = report["models"][m]["test"][protocol].get(lam_key)
+            row += [f"{100 * vals['recall@50']:.3f}", f"{100 * vals['diversity@50']:.3f}"] if vals else ["", ""]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def render(report: dict[str, Any], protocol: str) -> str:
+    d = report["dataset"]
+    label = "SYNTHETIC data (generated; not a real-data result)" if d["synthetic"] else "real data"
+    budget = report["config"]["budget_minutes"]
+    head = (f"Dataset: {d['name'] or d['path']} — {label}; {d['n_users']} users, {d['n_items']} items, {d['n_interactions']} interactions.\n"
+            f"Test users, metrics in %, protocol: {protocol}. Budget: {report['config']['max_steps']} steps per model at most"
+            + (f", {budget:g} min of training in all" if budget else "") + f", batch {report['config']['batch_size']}, seed {report['config']['seed']}.")
+    parts = [head, "", "Table 3 layout (λ = 0)", table3(report, protocol)]
+    t5 = table5(report, protocol)
+    if t5:
+        parts += ["", "Table 5 layout (N = 50)", t5]
+    return "\n".join(parts)
+
+
+def cli_reproduce(args: Any) -> int:
+    from .config import from_namespace
+
+    cfg = from_namespace(ReproduceConfig, args)
+    parse_models(cfg.models)  # fail before any work
+    report = run_all(cfg)
+    out = Path(cfg.out)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    md = "\n\n".join(f"## protocol: {p}\n\n" + render(report, p) for p in ("standard", "comirec"))
+    (out / "report.md").write_text("# comirec reproduce\n\n" + md + "\n")
+    print(render(report, cfg.protocol))
+    print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
+    return 0
