@@ -18,7 +18,9 @@ Our ids are 1..n_items ranked by descending frequency (0 = padding), so item ``i
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +28,11 @@ from torch import nn
 
 
 class LogUniformSampler:
-    """Zipf sampler over ids 1..n_items: P(i) = log(1 + 1/i) / log(n_items + 1)."""
+    """Zipf sampler over ids 1..n_items: P(i) = log(1 + 1/i) / log(n_items + 1).
+
+    Draws run in numpy on the CPU with a caller-given ``numpy.random.Generator``: a few
+    thousand scalars per step are cheaper there than as a chain of small (multi-threaded)
+    torch kernels, and the training loop seeds one generator per step for exact resumes."""
 
     def __init__(self, n_items: int) -> None:
         if n_items < 1:
@@ -34,41 +40,38 @@ class LogUniformSampler:
         self.n_items = int(n_items)
         self._log_range = math.log(self.n_items + 1)
 
-    def prob(self, ids: torch.Tensor) -> torch.Tensor:
-        ids = ids.to(torch.float64)
-        return torch.log1p(1.0 / ids) / self._log_range
+    def prob(self, ids: Any) -> Any:
+        """P(id) for a numpy array or a torch tensor of ids (float64)."""
+        if isinstance(ids, torch.Tensor):
+            return torch.log1p(1.0 / ids.to(torch.float64)) / self._log_range
+        return np.log1p(1.0 / np.asarray(ids, dtype=np.float64)) / self._log_range
 
-    def draw(self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
-        """``n`` independent draws (with replacement), int64."""
-        u = torch.rand(n, generator=generator, dtype=torch.float64, device=device)
-        ids = torch.exp(u * self._log_range).floor_().long()  # inverse CDF: id in [1, n_items]
-        return ids.clamp_(1, self.n_items)
-
-    def sample_unique(
-        self, num_sampled: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
-    ) -> tuple[torch.Tensor, int]:
-        """``num_sampled`` distinct ids in the order they first came up, and the number of draws
-        it took (TF's ``num_tries``). Vectorised: draws come in growing blocks, and the first
-        occurrence of each distinct id decides where the sequence of draws stops."""
-        if not 1 <= num_sampled < self.n_items:
-            raise ValueError(f"num_sampled must be in [1, n_items={self.n_items}), got {num_sampled}")
-        draws = self.draw(2 * num_sampled + 64, generator, device)
-        while True:
-            uniq, inv = torch.unique(draws, return_inverse=True)
-            if uniq.numel() >= num_sampled:
-                break
-            draws = torch.cat([draws, self.draw(draws.numel(), generator, device)])
-        pos = torch.arange(draws.numel(), device=draws.device)
-        first = torch.full((uniq.numel(),), draws.numel(), dtype=torch.long, device=draws.device)
-        first.scatter_reduce_(0, inv, pos, reduce="amin")
-        first, order = torch.sort(first)
-        ids = uniq[order[:num_sampled]]
-        return ids, int(first[num_sampled - 1]) + 1
-
-    def log_expected_count(self, ids: torch.Tensor, num_tries: int) -> torch.Tensor:
+    def log_expected_count(self, ids: Any, num_tries: int) -> Any:
         """log Q(i) for a unique sample after ``num_tries`` draws: log(1 - (1 - p)^num_tries)."""
         p = self.prob(ids)
-        return torch.log(-torch.expm1(num_tries * torch.log1p(-p)))
+        if isinstance(p, torch.Tensor):
+            return torch.log(-torch.expm1(num_tries * torch.log1p(-p)))
+        return np.log(-np.expm1(num_tries * np.log1p(-p)))
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` independent draws (with replacement), int64 in [1, n_items]."""
+        ids = np.floor(np.exp(rng.random(n) * self._log_range)).astype(np.int64)  # inverse CDF
+        return np.clip(ids, 1, self.n_items, out=ids)
+
+    def sample_unique(self, num_sampled: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """``num_sampled`` distinct ids in the order they first came up, and the number of draws
+        that took (TF's ``num_tries``). Draws come in growing blocks; the first occurrence of each
+        distinct id decides where the sequence of draws stops."""
+        if not 1 <= num_sampled < self.n_items:
+            raise ValueError(f"num_sampled must be in [1, n_items={self.n_items}), got {num_sampled}")
+        draws = self.draw(2 * num_sampled + 64, rng)
+        while True:
+            uniq, first = np.unique(draws, return_index=True)
+            if uniq.size >= num_sampled:
+                break
+            draws = np.concatenate([draws, self.draw(draws.size, rng)])
+        order = np.argsort(first, kind="stable")[:num_sampled]
+        return uniq[order], int(first[order[-1]]) + 1
 
 
 def sampled_softmax_from_logits(
@@ -89,10 +92,12 @@ def sampled_softmax_from_logits(
 
 
 class Negatives(NamedTuple):
-    """One batch's shared negatives: distinct ids and the number of draws that produced them."""
+    """One batch's shared negatives: distinct ids (a tensor on the training device), the number
+    of draws that produced them, and their log expected counts (float32 tensor)."""
 
     ids: torch.Tensor
     num_tries: int
+    log_q: torch.Tensor
 
 
 class SampledSoftmaxLoss(nn.Module):
@@ -115,27 +120,27 @@ class SampledSoftmaxLoss(nn.Module):
         self.sampler = LogUniformSampler(n_items)
         self.exact = self.num_sampled >= self.n_items
 
-    def draw(self, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> Negatives:
-        ids, tries = self.sampler.sample_unique(self.num_sampled, generator, device)
-        return Negatives(ids, tries)
+    def draw(self, rng: np.random.Generator, device: torch.device | str = "cpu") -> Negatives:
+        ids, tries = self.sampler.sample_unique(self.num_sampled, rng)
+        log_q = self.sampler.log_expected_count(ids, tries).astype(np.float32)
+        return Negatives(torch.from_numpy(ids).to(device), tries, torch.from_numpy(log_q).to(device))
 
     def loss(
         self, user: torch.Tensor, target: torch.Tensor, target_vec: torch.Tensor, neg: Negatives, neg_vec: torch.Tensor
     ) -> torch.Tensor:
         """user (B, d), target (B,) ids, target_vec (B, d), neg_vec (S, d) rows of ``neg.ids``."""
-        lq = self.sampler.log_expected_count(torch.cat([target, neg.ids]), neg.num_tries)
-        B = target.shape[0]
+        log_q_true = self.sampler.log_expected_count(target, neg.num_tries)
         true_logit = (user * target_vec).sum(-1)
         sampled_logits = user @ neg_vec.T
         hits = (neg.ids.unsqueeze(0) == target.unsqueeze(1)) if self.remove_accidental_hits else None
-        return sampled_softmax_from_logits(true_logit, sampled_logits, lq[:B], lq[B:], hits)
+        return sampled_softmax_from_logits(true_logit, sampled_logits, log_q_true, neg.log_q, hits)
 
     def forward(
-        self, user: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, generator: torch.Generator | None = None
+        self, user: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, rng: np.random.Generator | None = None
     ) -> torch.Tensor:
         if self.exact:
             return full_softmax_loss(user, target, weight)
-        neg = self.draw(user.device, generator)
+        neg = self.draw(rng if rng is not None else np.random.default_rng(), user.device)
         B = target.shape[0]
         w = weight[torch.cat([target, neg.ids])]
         return self.loss(user, target, w[:B], neg, w[B:])
@@ -151,7 +156,7 @@ class FullSoftmaxLoss(nn.Module):
     exact = True
 
     def forward(
-        self, user: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, generator: torch.Generator | None = None
+        self, user: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, rng: np.random.Generator | None = None
     ) -> torch.Tensor:
         return full_softmax_loss(user, target, weight)
 

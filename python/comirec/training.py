@@ -171,7 +171,7 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-def batch_loss(model: Any, loss_fn: Any, history: Any, mask: Any, target: Any) -> Any:
+def batch_loss(model: Any, loss_fn: Any, history: Any, mask: Any, target: Any, rng: np.random.Generator) -> Any:
     """The training loss of one batch (eqs. 8-10): interests, hard readout, (sampled) softmax.
 
     History, target and negative rows come from the item table in a single gather, so the
@@ -183,7 +183,7 @@ def batch_loss(model: Any, loss_fn: Any, history: Any, mask: Any, target: Any) -
 
     weight = model.item_emb.weight
     B, T = history.shape
-    neg = None if loss_fn.exact else loss_fn.draw(history.device)
+    neg = None if loss_fn.exact else loss_fn.draw(rng, history.device)
     parts = [history.reshape(-1), target] + ([neg.ids] if neg is not None else [])
     rows = F.embedding(torch.cat(parts), weight)
     his = rows[: B * T].view(B, T, -1) * mask.unsqueeze(-1)
@@ -303,12 +303,13 @@ class _Trainer:
     def step(self, step: int) -> Any:
         import torch
 
-        torch.manual_seed(_step_seed(self.cfg.seed, step))
+        torch.manual_seed(_step_seed(self.cfg.seed, step))  # MIND's random routing logits
+        rng = np.random.default_rng([self.cfg.seed, step])  # the negatives
         batch = self.sampler.batch(step)
         history = torch.from_numpy(batch.history).to(self.device, non_blocking=True)
         mask = torch.from_numpy(batch.mask).to(self.device, non_blocking=True)
         target = torch.from_numpy(batch.target).to(self.device, non_blocking=True)
-        loss = batch_loss(self.model, self.loss_fn, history, mask, target)
+        loss = batch_loss(self.model, self.loss_fn, history, mask, target, rng)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
