@@ -112,7 +112,9 @@ def evaluate_model(
             users = users[:max_users]
         cats = dataset.item_cat
         nmax = max(ns)
-        sums: dict[tuple[str, float], dict[str, float]] = {(p, lam): {} for p in protocols for lam in lams}
+        # Per (protocol, λ): metric -> [sum, users counted]. Users without targets are NaN in the
+        # core's per-user arrays and stay out of the means, as in comirec.metrics.
+        sums: dict[tuple[str, float], dict[str, list[float]]] = {(p, lam): {} for p in protocols for lam in lams}
         count = 0
         for eb in eval_batches(dataset.indptr, dataset.items, users=users, maxlen=maxlen, batch_size=batch_size):
             b = len(eb.users)
@@ -128,7 +130,9 @@ def evaluate_model(
                         per_user = comirec.metrics(recs.items, targets, cats=cats, ks=(n,), protocol=p, per_user=True)
                         acc = sums[(p, lam)]
                         for key, values in per_user.items():
-                            acc[key] = acc.get(key, 0.0) + float(np.sum(values))
+                            tot = acc.setdefault(key, [0.0, 0])
+                            tot[0] += float(np.nansum(values))
+                            tot[1] += int(np.count_nonzero(~np.isnan(values)))
             count += b
     finally:
         model.train(was_training)
@@ -136,7 +140,7 @@ def evaluate_model(
         raise ValueError(f"split {split!r} has no users to evaluate")
     report: Report = {p: {} for p in protocols}
     for (p, lam), acc in sums.items():
-        report[p][lam] = {k: v / count for k, v in sorted(acc.items(), key=lambda kv: _metric_order(kv[0]))}
+        report[p][lam] = {k: (v[0] / v[1] if v[1] else float("nan")) for k, v in sorted(acc.items(), key=lambda kv: _metric_order(kv[0]))}
     return report
 
 

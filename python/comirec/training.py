@@ -270,7 +270,7 @@ def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Any) -
         check_same_items(stored["dataset"]["n_items"], ds, f"--resume {run}")
         model_cfg = ModelConfig(**stored["model"])
         cfg = dataclasses.replace(cfg, **{k: v for k, v in stored["train"].items() if k not in _RESUMABLE})
-        state = torch.load(run / LAST, map_location="cpu", weights_only=False) if (run / LAST).is_file() else None
+        state = torch.load(run / LAST, map_location="cpu", weights_only=True) if (run / LAST).is_file() else None
         return model_cfg, cfg, state
     if run.exists() and (not run.is_dir() or any(run.iterdir())):
         raise FileExistsError(f"run directory {run} already exists and is not empty (pass --resume to continue it, or choose another --out)")
