@@ -22,7 +22,7 @@ def quick_train(data: Path, out: Path, model: str = "comirec-sa", dataset: Any =
                 model_kw: dict[str, Any] | None = None, **train_kw: Any) -> Path:
     from comirec.training import train
 
-    kw: dict[str, Any] = dict(max_steps=40, eval_every=20, patience=100, batch_size=64, progress=False, eval_batch_size=256)
+    kw: dict[str, Any] = dict(max_steps=40, eval_every=20, patience=100, batch_size=64, progress=False, eval_batch_size=256, threads=1)
     kw.update(train_kw)
     mcfg = ModelConfig(model=model, dim=16, interests=4, maxlen=12, **(model_kw or {}))
     return train(mcfg, TrainConfig(data=str(data), out=str(out), **kw), dataset=dataset, on_step=on_step)

@@ -12,7 +12,7 @@ from _models_helpers import make_synth  # noqa: E402
 
 from comirec.cli import main  # noqa: E402
 
-TINY = ["--dim", "16", "--maxlen", "12", "--batch-size", "64", "--eval-batch-size", "256", "--no-progress"]
+TINY = ["--dim", "16", "--maxlen", "12", "--batch-size", "64", "--eval-batch-size", "256", "--threads", "1", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_reproduce_small(data, tmp_path, capsys) -> None:  # type: ignore[no-unt
     out = tmp_path / "repro"
     argv = ["reproduce", "--data", str(data), "--out", str(out), "--models", "mostpop,youtube-dnn,comirec-sa",
             "--max-steps", "20", "--eval-every", "10", "--lams", "0,0.25", "--budget-minutes", "0",
-            "--dim", "16", "--maxlen", "12", "--batch-size", "64", "--no-progress"]
+            "--dim", "16", "--maxlen", "12", "--batch-size", "64", "--threads", "1", "--no-progress"]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "Table 3 layout" in text and "Table 5 layout" in text and "SYNTHETIC" in text

@@ -113,8 +113,15 @@ def test_short_training_beats_mostpop(synth, tmp_path) -> None:  # type: ignore[
     sa = json.loads((quick_train(synth.path, tmp_path / "sa", dataset=synth, max_steps=200, eval_every=100, batch_size=128) / METRICS).read_text())
     assert synth.n_items > 10 * 128  # the sampled softmax path, not the exact fallback
     p, s = pop["test"]["standard"]["0.0"], sa["test"]["standard"]["0.0"]
-    assert s["recall@50"] > 1.5 * p["recall@50"], (s, p)
-    assert s["ndcg@50"] > p["ndcg@50"]
+    assert s["recall@20"] > 1.3 * p["recall@20"], (s, p)
+    assert s["ndcg@50"] > 1.3 * p["ndcg@50"], (s, p)
+    assert s["recall@50"] > p["recall@50"], (s, p)
+
+
+def test_threads_option_is_scoped_to_the_call(synth, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    before = torch.get_num_threads()
+    quick_train(synth.path, tmp_path / "run", model="youtube-dnn", dataset=synth, max_steps=2, eval_every=2, threads=1)
+    assert torch.get_num_threads() == before
 
 
 def test_run_directory_errors(synth, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -220,12 +220,23 @@ def train(
     import torch
 
     from .data import load_prepared
-    from .evaluation import evaluate_model, report_to_json
 
     ds = dataset if dataset is not None else load_prepared(cfg.data)
     device = resolve_device(cfg.device)
+    threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    try:
+        return _train(model_cfg, cfg, ds, device, on_step)
+    finally:
+        torch.set_num_threads(threads_before)  # a library call leaves the process as it found it
+
+
+def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_step: Callable[[int], None] | None) -> Path:
+    import torch
+
+    from .evaluation import evaluate_model, report_to_json
+
     run = Path(cfg.out)
     model_cfg, cfg, resume_state = _prepare_run(run, model_cfg, cfg, ds)
 
