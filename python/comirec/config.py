@@ -184,7 +184,7 @@ class ReproduceConfig:
         "a prepared dataset, or a raw sequences directory like ../shared/data/amazon-beauty (prepared into OUT, "
         "with its split-*.tsv when present); default: $COMIREC_BEAUTY if set, else a small SYNTHETIC dataset",
     )
-    budget_minutes: float = _field(10.0, "training wall-clock budget for all models together (0 = steps only)")
+    budget_minutes: float = _field(5.0, "training wall-clock budget for all models together (0 = steps only)")
     max_steps: int = _field(20_000, "training steps per model at most")
     models: str = _field("all", "comma-separated models to run (default: all six)")
     lams: tuple[float, ...] = _field((0.0, 0.05, 0.1, 0.15, 0.2, 0.25), "λ values for the Table 5 layout")
