@@ -32,8 +32,8 @@ class ItemIndex:
 
     ``vectors``: (n_items, d) array-like (numpy or torch), row r = item r + 1.
     ``factory``: a faiss index factory string; ``"Flat"`` is exact.
-    ``device``: ``"cpu"`` or a CUDA device; ``backend``: ``"auto"`` (faiss, except on CUDA when
-    faiss has no GPU support, where torch is used), ``"faiss"`` or ``"torch"`` (exact only).
+    ``device``: ``"cpu"`` or a CUDA device; ``backend``: ``"auto"`` (faiss, except for the exact
+    index on CUDA when faiss has no GPU support: then torch), ``"faiss"`` or ``"torch"`` (exact only).
     ``nprobe``: for IVF indexes, the number of lists searched.
     """
 
@@ -51,45 +51,50 @@ class ItemIndex:
         self.device = str(device)
         on_cuda = self.device.startswith("cuda")
         if backend == "auto":
-            if on_cuda:
+            backend = "faiss"
+            if on_cuda and factory == "Flat":
                 import faiss
 
                 backend = "faiss" if _faiss_has_gpu(faiss) else "torch"
-            else:
-                backend = "faiss"
         if backend == "torch" and factory != "Flat":
             raise ValueError(f"the torch backend is exact only (factory 'Flat'), got factory {factory!r}")
         self.backend = backend
         self.factory = factory
         self.chunk_bytes = int(chunk_bytes)
         if backend == "torch":
-            import torch
+            self._init_torch(vectors)
+        else:
+            self._init_faiss(vectors, factory, on_cuda, nprobe)
 
-            t = torch.as_tensor(vectors).detach().to(self.device, torch.float32)
-            if t.ndim != 2 or t.shape[0] < 1:
-                raise ValueError(f"vectors must be a non-empty 2-D (n_items, d) array, got shape {tuple(t.shape)}")
-            if not bool(torch.isfinite(t).all()):
-                raise ValueError("vectors contain NaN or infinite values")
-            self._torch_vectors = t
-            self.n_items, self.dim = int(t.shape[0]), int(t.shape[1])
-            return
+    def _init_torch(self, vectors: Any) -> None:
+        import torch
+
+        t = torch.as_tensor(vectors).detach().to(self.device, torch.float32)
+        if t.ndim != 2 or t.shape[0] < 1:
+            raise ValueError(f"vectors must be a non-empty 2-D (n_items, d) array, got shape {tuple(t.shape)}")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError("vectors contain NaN or infinite values")
+        self._torch_vectors = t
+        self.n_items, self.dim = int(t.shape[0]), int(t.shape[1])
+
+    def _init_faiss(self, vectors: Any, factory: str, on_cuda: bool, nprobe: int) -> None:
+        import faiss
+
         v = _to_numpy(vectors)
         if v.ndim != 2 or v.shape[0] < 1:
             raise ValueError(f"vectors must be a non-empty 2-D (n_items, d) array, got shape {v.shape}")
         if not np.isfinite(v).all():
             raise ValueError("vectors contain NaN or infinite values")
         self.n_items, self.dim = int(v.shape[0]), int(v.shape[1])
-        import faiss
-
         index = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
         if not index.is_trained:
             index.train(v)
         index.add(v)
         if hasattr(index, "nprobe"):
             index.nprobe = int(nprobe)
-        if on_cuda:
-            if not _faiss_has_gpu(faiss):
-                raise ValueError("backend 'faiss' on a CUDA device needs faiss with GPU support; use backend='torch'")
+        # The faiss GPU index when faiss has one (it has no GPU HNSW); otherwise the index stays
+        # on the CPU, whatever the queries' device.
+        if on_cuda and _faiss_has_gpu(faiss) and "HNSW" not in factory:
             self._gpu_res = faiss.StandardGpuResources()
             dev = int(self.device.split(":")[1]) if ":" in self.device else 0
             index = faiss.index_cpu_to_gpu(self._gpu_res, dev, index)
