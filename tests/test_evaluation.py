@@ -25,7 +25,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
     return ds, model
 
 
-def brute_force_recall(ds, model, split: str, n: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def brute_force_recall(ds, model, split: str, n: int, per_user: bool = False):  # type: ignore[no-untyped-def]
     """Standard Recall@n and HitRate@n with f(u, i) = max_k <v_k, e_i> over the whole catalogue."""
     items = model.item_vectors().detach().numpy()
     recalls, hits = [], []
@@ -39,16 +39,21 @@ def brute_force_recall(ds, model, split: str, n: int) -> tuple[float, float]:  #
             got = len(truth & set(top[j].tolist()))
             recalls.append(got / len(truth))
             hits.append(got > 0)
+    if per_user:
+        return np.array(recalls), np.array(hits, dtype=float)
     return float(np.mean(recalls)), float(np.mean(hits))
 
 
 def test_matches_brute_force(trained) -> None:  # type: ignore[no-untyped-def]
     ds, model = trained
-    rep = evaluate_model(model, ds, split="test", ns=(20, 50), maxlen=model.maxlen)
+    rep = evaluate_model(model, ds, split="test", ns=(20, 50), maxlen=model.maxlen, stderr=True)
     for n in (20, 50):
-        recall, hitrate = brute_force_recall(ds, model, "test", n)
-        assert rep["standard"][0.0][f"recall@{n}"] == pytest.approx(recall, abs=1e-9)
-        assert rep["standard"][0.0][f"hitrate@{n}"] == pytest.approx(hitrate, abs=1e-9)
+        recall, hitrate = brute_force_recall(ds, model, "test", n, per_user=True)
+        got = rep["standard"][0.0]
+        assert got[f"recall@{n}"] == pytest.approx(recall.mean(), abs=1e-9)
+        assert got[f"hitrate@{n}"] == pytest.approx(hitrate.mean(), abs=1e-9)
+        assert got[f"recall@{n}_se"] == pytest.approx(recall.std(ddof=1) / np.sqrt(len(recall)), rel=1e-6)
+    assert "recall@20_se" not in evaluate_model(model, ds, split="test", ns=(20,), maxlen=model.maxlen)["standard"][0.0]
 
 
 def test_several_lambdas_share_one_retrieval(trained) -> None:  # type: ignore[no-untyped-def]

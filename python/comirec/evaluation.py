@@ -89,9 +89,11 @@ def evaluate_model(
     factory: str = "Flat",
     index: ItemIndex | None = None,
     max_users: int | None = None,
+    stderr: bool = False,
 ) -> Report:
     """Recall / NDCG / HitRate / Diversity @ each n in ``ns`` for each λ and protocol, averaged
-    over the users of ``split``. ``max_users`` evaluates the first that many users only."""
+    over the users of ``split``. ``max_users`` evaluates the first that many users only.
+    ``stderr=True`` adds ``"<metric>_se"``: the standard error of each mean over users."""
     import comirec
     from comirec.data import eval_batches
 
@@ -114,7 +116,7 @@ def evaluate_model(
         nmax = max(ns)
         # Per (protocol, λ): metric -> [sum, users counted]. Users without targets are NaN in the
         # core's per-user arrays and stay out of the means, as in comirec.metrics.
-        sums: dict[tuple[str, float], dict[str, list[float]]] = {(p, lam): {} for p in protocols for lam in lams}
+        sums: dict[tuple[str, float], dict[str, list[float]]] = {(p, lam): {} for p in protocols for lam in lams}  # sum, n, sum of squares
         count = 0
         for eb in eval_batches(dataset.indptr, dataset.items, users=users, maxlen=maxlen, batch_size=batch_size):
             b = len(eb.users)
@@ -130,9 +132,10 @@ def evaluate_model(
                         per_user = comirec.metrics(recs.items, targets, cats=cats, ks=(n,), protocol=p, per_user=True)
                         acc = sums[(p, lam)]
                         for key, values in per_user.items():
-                            tot = acc.setdefault(key, [0.0, 0])
+                            tot = acc.setdefault(key, [0.0, 0, 0.0])
                             tot[0] += float(np.nansum(values))
                             tot[1] += int(np.count_nonzero(~np.isnan(values)))
+                            tot[2] += float(np.nansum(np.square(values)))
             count += b
     finally:
         model.train(was_training)
@@ -140,7 +143,13 @@ def evaluate_model(
         raise ValueError(f"split {split!r} has no users to evaluate")
     report: Report = {p: {} for p in protocols}
     for (p, lam), acc in sums.items():
-        report[p][lam] = {k: (v[0] / v[1] if v[1] else float("nan")) for k, v in sorted(acc.items(), key=lambda kv: _metric_order(kv[0]))}
+        out: dict[str, float] = {}
+        for key, (total, n, squares) in sorted(acc.items(), key=lambda kv: _metric_order(kv[0])):
+            out[key] = total / n if n else float("nan")
+            if stderr:
+                var = max(squares / n - out[key] ** 2, 0.0) * n / (n - 1) if n > 1 else float("nan")
+                out[key + "_se"] = math.sqrt(var / n) if n > 1 else float("nan")
+        report[p][lam] = out
     return report
 
 

@@ -113,7 +113,7 @@ def run_all(cfg: ReproduceConfig) -> dict[str, Any]:
         model, _ = load_model(run, device)
         lams = cfg.lams if name in COMIREC else (0.0,)
         test = evaluate_model(model, ds, split="test", ns=(20, 50), lams=lams, protocols=("standard", "comirec"),
-                              maxlen=cfg.maxlen, device=device)
+                              maxlen=cfg.maxlen, device=device, stderr=True)
         report["models"][name] = {"run": str(run), "steps": final["steps"], "best_step": final["best_step"],
                                   "stop_reason": final.get("stop_reason"), "train_seconds": final["train_seconds"],
                                   "train_samples_per_s": final["train_samples_per_s"], "test": report_to_json(test)}
@@ -127,6 +127,11 @@ def table3(report: dict[str, Any], protocol: str) -> str:
         m = r["test"][protocol]["0.0"]
         lines.append(f"| {PAPER_NAMES[name]} | " + " | ".join(f"{100 * m[k]:.3f}" for k in TABLE3_KEYS) + f" | {r['steps']} ({r['best_step']}) |")
     return "\n".join(lines)
+
+
+def stderr_note(report: dict[str, Any], protocol: str) -> str:
+    parts = [f"{PAPER_NAMES[n]} ±{100 * r['test'][protocol]['0.0']['recall@50_se']:.2f}" for n, r in report["models"].items()]
+    return "Standard error of Recall@50 over the test users (a difference under ~2 of these is noise): " + ", ".join(parts)
 
 
 def table5(report: dict[str, Any], protocol: str) -> str:
@@ -151,7 +156,7 @@ def render(report: dict[str, Any], protocol: str) -> str:
     head = (f"Dataset: {d['name'] or d['path']} — {label}; {d['n_users']} users, {d['n_items']} items, {d['n_interactions']} interactions.\n"
             f"Test users, metrics in %, protocol: {protocol}. Budget: {report['config']['max_steps']} steps per model at most"
             + (f", {budget:g} min of training in all" if budget else "") + f", batch {report['config']['batch_size']}, seed {report['config']['seed']}.")
-    parts = [head, "", "Table 3 layout (λ = 0)", table3(report, protocol)]
+    parts = [head, "", "Table 3 layout (λ = 0)", table3(report, protocol), "", stderr_note(report, protocol)]
     t5 = table5(report, protocol)
     if t5:
         parts += ["", "Table 5 layout (N = 50)", t5]
