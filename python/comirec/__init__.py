@@ -2,11 +2,21 @@
 
 The public API. Heavy dependencies (torch, faiss, pyarrow) are imported lazily by the
 submodules that need them, never at ``import comirec``.
+
+Serving core (Rust, see :mod:`comirec.core`):
+
+- :func:`aggregate` merges per-interest candidates into one top-n list, trading accuracy for
+  category diversity with ``lam`` (Algorithm 2 of the paper).
+- :func:`metrics` computes Recall / NDCG / HitRate / Diversity at several cut-offs in one pass.
 """
 
 from __future__ import annotations
 
+from comirec.core import Candidates, aggregate, metrics
+
 __version__ = "0.1.0"
+
+__all__ = ["Candidates", "aggregate", "metrics", "__version__"]
 
 
 # -- serving (issue 4): imported on first use, since it needs torch and faiss --

@@ -53,6 +53,13 @@ def _reproduce_options(p: argparse.ArgumentParser) -> None:
     add_arguments(p, ReproduceConfig)
 
 
+@command("demo", "aggregate + metrics on generated candidates: the λ accuracy/diversity trade-off", "comirec.demo:main")
+def _demo_options(p: argparse.ArgumentParser) -> None:
+    from comirec.config import DemoConfig, add_arguments
+
+    add_arguments(p, DemoConfig)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comirec", description="Controllable multi-interest recommendation (ComiRec).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

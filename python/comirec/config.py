@@ -210,3 +210,21 @@ class ReproduceConfig:
         for lam in self.lams:
             if lam != lam or lam < 0:
                 raise ValueError(f"lams: λ must be >= 0, got {lam}")
+# -- comirec demo (python/comirec/demo.py) --
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    """Synthetic candidates through aggregate + metrics: the accuracy/diversity trade-off of λ."""
+
+    users: int = dataclasses.field(default=10_000, metadata={"help": "number of synthetic users"})
+    interests: int = dataclasses.field(default=4, metadata={"help": "interests per user (K)"})
+    per_interest: int = dataclasses.field(default=50, metadata={"help": "candidates retrieved per interest (N)"})
+    items: int = dataclasses.field(default=100_000, metadata={"help": "catalogue size"})
+    categories: int = dataclasses.field(default=200, metadata={"help": "number of item categories"})
+    n: int = dataclasses.field(default=50, metadata={"help": "items recommended per user"})
+    lams: tuple[float, ...] = dataclasses.field(
+        default=(0.0, 0.05, 0.1, 0.25, 1.0, float("inf")),
+        metadata={"help": "diversity factors λ to compare (comma-separated; inf allowed)"},
+    )
+    seed: int = dataclasses.field(default=0, metadata={"help": "random seed"})

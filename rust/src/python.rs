@@ -1,8 +1,287 @@
 //! PyO3 wrappers: borrow numpy views, release the GIL around the kernels, return numpy arrays.
+//!
+//! The typed facade (`python/comirec/core.py`) hands over C-contiguous arrays of the dtypes used
+//! here (int32/int64 ids, float32 scores, int64 indptr); anything else is a `TypeError` naming the
+//! argument. Kernels run inside `py.detach` and `catch_panic`, so no panic reaches Python.
+//!
+//! Layout: shared helpers first, then one section per kernel (aggregate, metrics, ...), each
+//! with its `#[pyfunction]`s; `register` at the end lists every section. To add a kernel, add a
+//! section and one line in `register`.
 
+use numpy::ndarray::Dimension;
+use numpy::{
+    Ix1, Ix2, Ix3, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::aggregate::{aggregate as aggregate_kernel, Lambda};
+use crate::error::{catch_panic, CoreError, ErrorKind};
+use crate::merge::CandidateView;
+use crate::metrics::{metrics as metrics_kernel, MetricInputs, Protocol, METRIC_NAMES};
+use crate::parallel::forked_from_pool_owner;
+
+// ------------------------------------------------------------------------------------------
+// Shared helpers
+// ------------------------------------------------------------------------------------------
+
+impl From<CoreError> for PyErr {
+    fn from(e: CoreError) -> PyErr {
+        let msg = e.to_string();
+        match e.kind() {
+            ErrorKind::Value => PyValueError::new_err(msg),
+            ErrorKind::Type => PyTypeError::new_err(msg),
+            ErrorKind::Internal => PyRuntimeError::new_err(msg),
+        }
+    }
+}
+
+fn dtype_name(ob: &Bound<'_, PyAny>) -> String {
+    ob.getattr("dtype")
+        .and_then(|d| d.str())
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| {
+            format!(
+                "(not an array: {})",
+                ob.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            )
+        })
+}
+
+fn dtype_error(arg: &'static str, expected: &'static str, ob: &Bound<'_, PyAny>) -> PyErr {
+    CoreError::Dtype {
+        arg,
+        expected,
+        got: dtype_name(ob),
+    }
+    .into()
+}
+
+/// A borrowed int32 or int64 numpy array (ids are used in their own width, never copied).
+enum Ints<'py, D: Dimension> {
+    I32(PyReadonlyArray<'py, i32, D>),
+    I64(PyReadonlyArray<'py, i64, D>),
+}
+
+fn ints<'py, D: Dimension>(
+    ob: &Bound<'py, PyAny>,
+    arg: &'static str,
+    expected: &'static str,
+) -> PyResult<Ints<'py, D>> {
+    if let Ok(a) = ob.extract::<PyReadonlyArray<'py, i64, D>>() {
+        return Ok(Ints::I64(a));
+    }
+    if let Ok(a) = ob.extract::<PyReadonlyArray<'py, i32, D>>() {
+        return Ok(Ints::I32(a));
+    }
+    Err(dtype_error(arg, expected, ob))
+}
+
+impl<D: Dimension> Ints<'_, D> {
+    fn shape(&self) -> Vec<usize> {
+        match self {
+            Ints::I32(a) => a.shape().to_vec(),
+            Ints::I64(a) => a.shape().to_vec(),
+        }
+    }
+}
+
+fn slice<'a, T: numpy::Element, D: Dimension>(
+    a: &'a PyReadonlyArray<'_, T, D>,
+    arg: &'static str,
+) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{arg}: expected a C-contiguous array (numpy.ascontiguousarray makes one)"
+        ))
+    })
+}
+
+/// Bind `$s` to the slice of an `Ints` and evaluate `$body` for its element type.
+macro_rules! with_ints {
+    ($ints:expr, $arg:expr, |$s:ident| $body:expr) => {
+        match &$ints {
+            Ints::I32(a) => {
+                let $s = slice(a, $arg)?;
+                $body
+            }
+            Ints::I64(a) => {
+                let $s = slice(a, $arg)?;
+                $body
+            }
+        }
+    };
+}
+
+/// Like `with_ints!` for an optional array; `None` binds `Option<&[i64]>::None`.
+macro_rules! with_opt_ints {
+    ($ints:expr, $arg:expr, |$s:ident| $body:expr) => {
+        match &$ints {
+            None => {
+                let $s: Option<&[i64]> = None;
+                $body
+            }
+            Some(Ints::I32(a)) => {
+                let $s = Some(slice(a, $arg)?);
+                $body
+            }
+            Some(Ints::I64(a)) => {
+                let $s = Some(slice(a, $arg)?);
+                $body
+            }
+        }
+    };
+}
+
+fn positive(value: i64, arg: &'static str, expected: &'static str) -> PyResult<usize> {
+    if value <= 0 {
+        return Err(CoreError::argument(arg, expected, value).into());
+    }
+    Ok(value as usize)
+}
+
+/// Raise a Rust panic inside the guarded boundary (tests check it arrives as RuntimeError).
+#[pyfunction]
+fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
+    py.detach(|| {
+        catch_panic(|| -> crate::Result<()> { panic!("deliberate panic for the test suite") })
+    })?;
+    Ok(())
+}
+
+/// True in a process forked from the one that started rayon's pool: kernels run serially there.
+#[pyfunction]
+fn _forked_from_pool_owner() -> bool {
+    forked_from_pool_owner()
+}
+
+// ------------------------------------------------------------------------------------------
+// aggregate: merge / λ-greedy (aggregate.rs, merge.rs)
+// ------------------------------------------------------------------------------------------
+
+type ItemsAndScores<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
+
+/// items (B,K,N) int32|int64, scores (B,K,N) float32, cats 1-D int32|int64 or None (allowed at
+/// lam = 0), lam >= 0 or inf, n >= 1 -> (items (B,n) int64, scores (B,n) float32).
+#[pyfunction]
+#[pyo3(signature = (items, scores, cats, lam, n))]
+fn aggregate<'py>(
+    py: Python<'py>,
+    items: &Bound<'py, PyAny>,
+    scores: &Bound<'py, PyAny>,
+    cats: Option<&Bound<'py, PyAny>>,
+    lam: f64,
+    n: i64,
+) -> PyResult<ItemsAndScores<'py>> {
+    let items = ints::<Ix3>(items, "items", "a 3-D int32 or int64 array (B, K, N)")?;
+    let scores_arr = scores
+        .extract::<PyReadonlyArray<'py, f32, Ix3>>()
+        .map_err(|_| dtype_error("scores", "a 3-D float32 array (B, K, N)", scores))?;
+    let cats = cats
+        .map(|c| {
+            ints::<Ix1>(
+                c,
+                "cats",
+                "a 1-D int32 or int64 array (item id -> category)",
+            )
+        })
+        .transpose()?;
+    let lam = Lambda::new(lam)?;
+    let n = positive(n, "n", "a positive number of items per user")?;
+    let shape = items.shape();
+    if scores_arr.shape() != shape.as_slice() {
+        return Err(CoreError::shape(
+            "scores",
+            format!("the shape of items {shape:?}"),
+            format!("{:?}", scores_arr.shape()),
+        )
+        .into());
+    }
+    let shape = [shape[0], shape[1], shape[2]];
+    let sc = slice(&scores_arr, "scores")?;
+    let out = with_ints!(items, "items", |it| with_opt_ints!(cats, "cats", |c| py
+        .detach(|| catch_panic(|| {
+            let view = CandidateView::new(it, sc, shape)?;
+            aggregate_kernel(&view, c, lam, n)
+        })))?);
+    let (users, n) = (out.users, out.n);
+    Ok((
+        PyArray1::from_vec(py, out.items).reshape([users, n])?,
+        PyArray1::from_vec(py, out.scores).reshape([users, n])?,
+    ))
+}
+
+// ------------------------------------------------------------------------------------------
+// metrics (metrics.rs)
+// ------------------------------------------------------------------------------------------
+
+/// recs (B,W) int32|int64, CSR targets (indptr int64 (B+1,), items int32|int64), cats or None,
+/// ks, protocol -> (B, len(ks) * per_k) float64; columns per k in METRIC_NAMES order (diversity
+/// only with cats).
+#[pyfunction]
+#[pyo3(signature = (recs, indptr, target_items, cats, ks, protocol))]
+fn metrics<'py>(
+    py: Python<'py>,
+    recs: &Bound<'py, PyAny>,
+    indptr: &Bound<'py, PyAny>,
+    target_items: &Bound<'py, PyAny>,
+    cats: Option<&Bound<'py, PyAny>>,
+    ks: Vec<i64>,
+    protocol: &str,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let recs = ints::<Ix2>(recs, "recs", "a 2-D int32 or int64 array (B, n)")?;
+    let indptr_arr = indptr
+        .extract::<PyReadonlyArray<'py, i64, Ix1>>()
+        .map_err(|_| dtype_error("targets", "an int64 indptr (B + 1,)", indptr))?;
+    let targets = ints::<Ix1>(target_items, "targets", "1-D int32 or int64 target items")?;
+    let cats = cats
+        .map(|c| {
+            ints::<Ix1>(
+                c,
+                "cats",
+                "a 1-D int32 or int64 array (item id -> category)",
+            )
+        })
+        .transpose()?;
+    let ks = ks
+        .into_iter()
+        .map(|k| positive(k, "ks", "positive cut-offs"))
+        .collect::<PyResult<Vec<usize>>>()?;
+    let protocol = Protocol::parse(protocol)?;
+    let shape = recs.shape();
+    let (users, width) = (shape[0], shape[1]);
+    let ip = slice(&indptr_arr, "targets")?;
+    let table = with_ints!(recs, "recs", |r| with_ints!(
+        targets,
+        "targets",
+        |t| with_opt_ints!(cats, "cats", |c| py.detach(|| catch_panic(|| {
+            let x = MetricInputs {
+                recs: r,
+                users,
+                width,
+                indptr: ip,
+                target_items: t,
+                cats: c,
+            };
+            metrics_kernel(&x, &ks, protocol)
+        })))
+    ))?;
+    let cols = ks.len() * table.per_k;
+    PyArray1::from_vec(py, table.values).reshape([users, cols])
+}
+
+// ------------------------------------------------------------------------------------------
+// Registration: one line per function / constant.
+// ------------------------------------------------------------------------------------------
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("__doc__", "comirec's native core (private: use the comirec package)")?;
+    m.add_function(wrap_pyfunction!(aggregate, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics, m)?)?;
+    m.add("METRIC_NAMES", METRIC_NAMES.to_vec())?;
+    m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
+    m.add_function(wrap_pyfunction!(_forked_from_pool_owner, m)?)?;
     Ok(())
 }
