@@ -210,6 +210,8 @@ class ReproduceConfig:
         for lam in self.lams:
             if lam != lam or lam < 0:
                 raise ValueError(f"lams: λ must be >= 0, got {lam}")
+
+
 # -- comirec demo (python/comirec/demo.py) --
 
 
