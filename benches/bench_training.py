@@ -92,28 +92,29 @@ class NaiveStep(OurStep):
         return float(loss.detach())
 
 
-def _run(benchmark, step: OurStep, group: str) -> None:  # type: ignore[no-untyped-def]
+def _run(benchmark, step: OurStep, name: str, contender: str) -> None:  # type: ignore[no-untyped-def]
     for _ in range(3):
         step()  # warm-up
-    benchmark.group = group
+    # Group and extra_info follow benches/report.py's layout ("users" = samples per call).
+    benchmark.group = f"train-step {name} B={BATCH}"
+    benchmark.extra_info.update(contender=contender, users=BATCH, threads=torch.get_num_threads())
     loss = benchmark.pedantic(step, rounds=30, iterations=1, warmup_rounds=0)
     assert math.isfinite(loss) and loss > 0
-    stats = getattr(benchmark, "stats", None)
-    if stats is not None and getattr(stats, "stats", None) is not None:
-        benchmark.extra_info["samples_per_s"] = round(BATCH / stats.stats.median, 1)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_train_step(benchmark, sampler: TrainSampler, name: str) -> None:  # type: ignore[no-untyped-def]
-    _run(benchmark, OurStep(name, sampler), f"train-step {name}")
+    _run(benchmark, OurStep(name, sampler), name, "comirec")
 
 
 @pytest.mark.parametrize("name", ["youtube-dnn", "comirec-dr", "comirec-sa"])
 def test_train_step_naive(benchmark, sampler: TrainSampler, name: str) -> None:  # type: ignore[no-untyped-def]
-    _run(benchmark, NaiveStep(name, sampler), f"train-step {name}")
+    _run(benchmark, NaiveStep(name, sampler), name, "naive")
 
 
 def test_sampler_batch(benchmark, sampler: TrainSampler) -> None:  # type: ignore[no-untyped-def]
+    benchmark.group = f"train-sampler B={BATCH}"
+    benchmark.extra_info.update(contender="sampler", users=BATCH)
     counter = iter(range(10**9))
     batch = benchmark(lambda: sampler.batch(next(counter)))
     assert batch.history.shape == (BATCH, MAXLEN) and (batch.target > 0).all()
