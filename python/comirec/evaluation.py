@@ -129,12 +129,12 @@ def evaluate_model(
                 for lam in lams:
                     recs = comirec.aggregate(sub, cats, lam=lam, n=n)
                     for p in protocols:
-                        per_user = comirec.metrics(recs.items, targets, cats=cats, ks=(n,), protocol=p, per_user=True)
+                        per_user = comirec.metrics(recs.items, targets, cats=cats, ks=(n,), protocol=p, per_user=True)  # type: ignore[call-overload]
                         acc = sums[(p, lam)]
                         for key, values in per_user.items():
-                            tot = acc.setdefault(key, [0.0, 0, 0.0])
+                            tot = acc.setdefault(key, [0.0, 0.0, 0.0])
                             tot[0] += float(np.nansum(values))
-                            tot[1] += int(np.count_nonzero(~np.isnan(values)))
+                            tot[1] += float(np.count_nonzero(~np.isnan(values)))
                             tot[2] += float(np.nansum(np.square(values)))
             count += b
     finally:
@@ -144,11 +144,11 @@ def evaluate_model(
     report: Report = {p: {} for p in protocols}
     for (p, lam), acc in sums.items():
         out: dict[str, float] = {}
-        for key, (total, n, squares) in sorted(acc.items(), key=lambda kv: _metric_order(kv[0])):
-            out[key] = total / n if n else float("nan")
-            if stderr:
-                var = max(squares / n - out[key] ** 2, 0.0) * n / (n - 1) if n > 1 else float("nan")
-                out[key + "_se"] = math.sqrt(var / n) if n > 1 else float("nan")
+        for key, (total, m, squares) in sorted(acc.items(), key=lambda kv: _metric_order(kv[0])):
+            out[key] = total / m if m else float("nan")
+            if stderr:  # the sample variance over users, then the standard error of their mean
+                var = max(squares / m - out[key] ** 2, 0.0) * m / (m - 1) if m > 1 else float("nan")
+                out[key + "_se"] = math.sqrt(var / m) if m > 1 else float("nan")
         report[p][lam] = out
     return report
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class Recommender:
 
     # -- id handling ------------------------------------------------------------------------
 
-    def raw_to_internal(self, raw: Sequence[Any]) -> np.ndarray:
+    def raw_to_internal(self, raw: Any) -> np.ndarray:
         """Internal ids of raw item ids; 0 where a raw id is unknown."""
         if self._raw_order is None:
             self._raw_order = np.argsort(self.item_raw[1:], kind="stable")

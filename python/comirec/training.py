@@ -292,6 +292,21 @@ def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Any) -
     return model_cfg, cfg, None
 
 
+@dataclasses.dataclass
+class _State:
+    """The counters saved in ``last.pt`` beside the model and the optimizer."""
+
+    step: int = 0
+    best: float = -math.inf
+    best_step: int = 0
+    bad: int = 0  # validations since the last improvement
+    elapsed: float = 0.0  # wall-clock seconds, validations included
+    train_time: float = 0.0  # seconds inside training steps only
+
+    def rate(self, batch_size: int) -> float:
+        return self.step * batch_size / max(self.train_time, 1e-9)
+
+
 class _Trainer:
     """The gradient loop: steps, periodic validation, best/last checkpoints, early stop."""
 
@@ -306,10 +321,16 @@ class _Trainer:
         self.loss_fn = make_loss(cfg.loss, ds.n_items, cfg.neg_factor * cfg.batch_size)
         self.sampler = TrainSampler(ds.indptr, ds.items, users=ds.users("train"), batch_size=cfg.batch_size,
                                     maxlen=model_cfg.maxlen, min_hist=cfg.min_hist, seed=cfg.seed)
-        self.state = {"step": 0, "best": -math.inf, "best_step": 0, "bad": 0, "elapsed": 0.0, "train_time": 0.0}
+        self.st = _State()
 
     def save_last(self) -> None:
-        _atomic_torch_save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), **self.state}, self.run / LAST)
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), **dataclasses.asdict(self.st)}
+        _atomic_torch_save(state, self.run / LAST)
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.model.load_state_dict(saved.pop("model"))
+        self.optimizer.load_state_dict(saved.pop("optimizer"))
+        self.st = _State(**saved)
 
     def step(self, step: int) -> Any:
         import torch
@@ -326,73 +347,73 @@ class _Trainer:
         self.optimizer.step()
         return loss.detach()
 
-    def checkpoint(self, mean_loss: float) -> float:
+    def checkpoint(self, mean_loss: float | None) -> float:
         """Validate; keep the best model; save the resumable state; log. Returns Recall@50."""
-        st = self.state
+        st = self.st
         metrics = self.validate()
         value = metrics[VALID_METRIC]
-        if value > st["best"]:
-            st.update(best=value, best_step=st["step"], bad=0)
+        if value > st.best:
+            st.best, st.best_step, st.bad = value, st.step, 0
             _atomic_torch_save(self.model.state_dict(), self.run / BEST)
         else:
-            st["bad"] += 1
+            st.bad += 1
         self.save_last()
-        rate = st["step"] * self.cfg.batch_size / max(st["train_time"], 1e-9)
-        self.log({"step": st["step"], "loss": mean_loss, "valid": metrics, "best": st["best"], "best_step": st["best_step"],
-                  "elapsed_s": round(st["elapsed"], 3), "train_samples_per_s": round(rate, 1)})
+        self.log({"step": st.step, "loss": mean_loss, "valid": metrics, "best": st.best, "best_step": st.best_step,
+                  "elapsed_s": round(st.elapsed, 3), "train_samples_per_s": round(st.rate(self.cfg.batch_size), 1)})
         self.model.train()
         return value
 
-    def fit(self, resume_state: Any, on_step: Callable[[int], None] | None) -> dict[str, Any]:
-        from tqdm import tqdm
-
-        cfg, st = self.cfg, self.state
+    def fit(self, resume_state: dict[str, Any] | None, on_step: Callable[[int], None] | None) -> dict[str, Any]:
         if resume_state is not None:
-            self.model.load_state_dict(resume_state.pop("model"))
-            self.optimizer.load_state_dict(resume_state.pop("optimizer"))
-            st.update(resume_state)
-        budget = cfg.max_minutes * 60.0 if cfg.max_minutes > 0 else math.inf
-        reason, loss_sum, loss_n, last_valid = "max_steps", 0.0, 0, float("nan")
-        bar = tqdm(total=cfg.max_steps, initial=st["step"], disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr, desc=self.model_cfg.model)
-        self.model.train()
-        t_start = time.perf_counter() - st["elapsed"]
-        with _StopFlag() as stop:
-            while st["step"] < cfg.max_steps and st["bad"] < cfg.patience:
-                t0 = time.perf_counter()
-                loss_sum = loss_sum + self.step(st["step"])  # a tensor: no device sync per step
-                st["step"] += 1
-                loss_n += 1
-                st["train_time"] += time.perf_counter() - t0
-                if st["step"] % 20 == 0:
-                    bar.set_postfix(loss=f"{float(loss_sum) / loss_n:.4f}", val_r50=f"{last_valid:.4f}", refresh=False)
-                bar.update(1)
-                if on_step is not None:
-                    on_step(st["step"])
-                st["elapsed"] = time.perf_counter() - t_start
-                if st["step"] % cfg.eval_every == 0 or st["step"] == cfg.max_steps:
-                    last_valid = self.checkpoint(float(loss_sum) / loss_n)
-                    loss_sum, loss_n = 0.0, 0
-                    st["elapsed"] = time.perf_counter() - t_start
-                if stop.set:
-                    reason = "interrupted"
-                    break
-                if st["elapsed"] >= budget:
-                    reason = "max_minutes"
-                    break
-            if st["bad"] >= cfg.patience:
-                reason = "patience"
-        bar.close()
+            self.restore(resume_state)
+        reason = self._loop(on_step)
+        st, cfg = self.st, self.cfg
         self.save_last()
-        self.log({"event": "stopped", "reason": reason, "step": st["step"], "elapsed_s": round(st["elapsed"], 3)})
+        self.log({"event": "stopped", "reason": reason, "step": st.step, "elapsed_s": round(st.elapsed, 3)})
         if reason == "interrupted":
-            print(f"interrupted at step {st['step']}: checkpoint saved in {self.run}; continue with: "
+            print(f"interrupted at step {st.step}: checkpoint saved in {self.run}; continue with: "
                   f"comirec train --data {cfg.data} --out {self.run} --resume", file=sys.stderr)
             raise KeyboardInterrupt
         if not (self.run / BEST).is_file():  # stopped before any validation (a tiny time budget)
-            self.checkpoint(float(loss_sum) / max(loss_n, 1))
-        rate = st["step"] * cfg.batch_size / max(st["train_time"], 1e-9)
-        return {"best_step": st["best_step"], "steps": st["step"], "stop_reason": reason,
-                "train_seconds": round(st["train_time"], 3), "train_samples_per_s": round(rate, 1)}
+            self.checkpoint(None)
+        return {"best_step": st.best_step, "steps": st.step, "stop_reason": reason,
+                "train_seconds": round(st.train_time, 3), "train_samples_per_s": round(st.rate(cfg.batch_size), 1)}
+
+    def _loop(self, on_step: Callable[[int], None] | None) -> str:
+        """Train until a stop condition; returns its name."""
+        from tqdm import tqdm
+
+        cfg, st = self.cfg, self.st
+        budget = cfg.max_minutes * 60.0 if cfg.max_minutes > 0 else math.inf
+        loss_sum, loss_n, last_valid = 0.0, 0, float("nan")
+        bar = tqdm(total=cfg.max_steps, initial=st.step, disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr, desc=self.model_cfg.model)
+        self.model.train()
+        t_start = time.perf_counter() - st.elapsed
+        try:
+            with _StopFlag() as stop:
+                while st.step < cfg.max_steps and st.bad < cfg.patience:
+                    t0 = time.perf_counter()
+                    loss_sum = loss_sum + self.step(st.step)  # a tensor: no device sync per step
+                    st.step += 1
+                    loss_n += 1
+                    st.train_time += time.perf_counter() - t0
+                    if st.step % 20 == 0:
+                        bar.set_postfix(loss=f"{float(loss_sum) / loss_n:.4f}", val_r50=f"{last_valid:.4f}", refresh=False)
+                    bar.update(1)
+                    if on_step is not None:
+                        on_step(st.step)
+                    if st.step % cfg.eval_every == 0 or st.step == cfg.max_steps:
+                        st.elapsed = time.perf_counter() - t_start
+                        last_valid = self.checkpoint(float(loss_sum) / loss_n)
+                        loss_sum, loss_n = 0.0, 0
+                    st.elapsed = time.perf_counter() - t_start
+                    if stop.set:
+                        return "interrupted"
+                    if st.elapsed >= budget:
+                        return "max_minutes"
+            return "patience" if st.bad >= cfg.patience else "max_steps"
+        finally:
+            bar.close()
 
 
 def cli_train(args: Any) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from .base import InterestModel, select_interest
 from .capsule import MIND, ComiRecDR, dynamic_routing, squash
 from .gru4rec import GRU4Rec
@@ -9,8 +11,8 @@ from .mostpop import MostPopular
 from .self_attentive import ComiRecSA
 from .youtube_dnn import YouTubeDNN
 
-MODELS: dict[str, type[InterestModel]] = {
-    cls.name: cls for cls in (MostPopular, YouTubeDNN, GRU4Rec, MIND, ComiRecDR, ComiRecSA)
+MODELS: dict[str, Callable[..., InterestModel]] = {
+    cls.name: cls for cls in (MostPopular, YouTubeDNN, GRU4Rec, MIND, ComiRecDR, ComiRecSA)  # type: ignore[misc]
 }
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 MULTI_INTEREST: frozenset[str] = frozenset({"mind", "comirec-dr", "comirec-sa"})

@@ -100,7 +100,8 @@ class MIND(InterestModel):
         if self.training:
             logits = nn.init.trunc_normal_(torch.empty(B, self.n_interests, T, device=his.device, dtype=his.dtype), std=1.0, a=-2.0, b=2.0)
         else:
-            logits = self.eval_logits[:, :T].unsqueeze(0).expand(B, -1, -1).to(his.dtype)
+            fixed: torch.Tensor = self.eval_logits  # type: ignore[assignment]
+            logits = fixed[:, :T].unsqueeze(0).expand(B, -1, -1).to(his.dtype)
         caps = dynamic_routing(hat, mask, logits, self.routing_iters)
         if self.proj is not None:
             caps = torch.relu(self.proj(caps))

@@ -21,8 +21,9 @@ class GRU4Rec(InterestModel):
                     glorot_(chunk)
             else:
                 nn.init.zeros_(p)
+        bias_ih: torch.Tensor = self.gru.bias_ih_l0  # type: ignore[assignment]
         with torch.no_grad():
-            self.gru.bias_ih_l0[: 2 * dim].fill_(1.0)
+            bias_ih[: 2 * dim].fill_(1.0)
 
     def encode(self, his: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         out, _ = self.gru(his)
