@@ -33,13 +33,15 @@ def dynamic_routing(hat: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor,
     hat_iter = hat.detach()
     m = mask.unsqueeze(1)
     b = logits.detach()
+    # Products and sums rather than einsum: einsum lowers these to many tiny (1 x T) @ (T x d)
+    # matrix products and copies ``hat`` into their layout, slower on CPU than streaming it.
     for it in range(iters):
-        c = torch.softmax(b, dim=1) * m  # coupling of each position over the K interests
+        c = (torch.softmax(b, dim=1) * m).unsqueeze(-1)  # coupling of each position over the K interests
         if it < iters - 1:
-            v = squash(torch.einsum("bkt,bktd->bkd", c, hat_iter))
-            b = b + torch.einsum("bktd,bkd->bkt", hat_iter, v)
+            v = squash((c * hat_iter).sum(2))
+            b = b + (hat_iter * v.unsqueeze(2)).sum(-1)
         else:
-            v = squash(torch.einsum("bkt,bktd->bkd", c, hat))
+            v = squash((c * hat).sum(2))
     return v
 
 

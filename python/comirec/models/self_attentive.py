@@ -31,7 +31,14 @@ class ComiRecSA(InterestModel):
         T = mask.shape[1]
         if T > self.maxlen:
             raise ValueError(f"history has {T} positions but the model was built with maxlen={self.maxlen}")
-        scores = self.w2(torch.tanh(self.w1(his + self.pos_emb[:T])))  # (B, T, K)
-        scores = scores.masked_fill(mask.unsqueeze(-1) == 0, _MASKED)
+        x = his + self.pos_emb[:T]
+        real = mask.bool()
+        if bool(real.all()):
+            scores = self.w2(torch.tanh(self.w1(x)))  # (B, T, K)
+        else:
+            # The attention MLP (d -> 4d -> K) is most of the cost: run it on real positions only
+            # (histories are left-aligned and often short); padded ones get the mask value.
+            scores = x.new_full((*mask.shape, self.n_interests), _MASKED)
+            scores = scores.index_put((real,), self.w2(torch.tanh(self.w1(x[real]))))
         att = torch.softmax(scores, dim=1)  # over positions
         return torch.einsum("btk,btd->bkd", att, his)
