@@ -96,16 +96,19 @@ def test_resume_needs_a_run(data, tmp_path, capsys) -> None:  # type: ignore[no-
 def test_reproduce_small(data, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "repro"
     argv = ["reproduce", "--data", str(data), "--out", str(out), "--models", "mostpop,youtube-dnn,comirec-sa",
-            "--max-steps", "20", "--eval-every", "10", "--lams", "0,0.25", "--budget-minutes", "0",
+            "--max-steps", "20", "--eval-every", "10", "--lams", "0,0.25", "--budget-minutes", "0", "--table4-k", "2,4",
             "--dim", "16", "--maxlen", "12", "--batch-size", "64", "--threads", "1", "--no-progress"]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "Table 3 layout" in text and "Table 5 layout" in text and "SYNTHETIC" in text
+    assert "Table 3 layout" in text and "Table 4 layout" in text and "Table 5 layout" in text and "SYNTHETIC" in text
+    assert "ComiRec-SA (K=2)" in text and "ComiRec-SA (K=4)" in text
     for name in ("MostPopular", "YouTube DNN", "ComiRec-SA"):
         assert name in text
     report = json.loads((out / "report.json").read_text())
     assert set(report["models"]) == {"mostpop", "youtube-dnn", "comirec-sa"}
     assert set(report["models"]["comirec-sa"]["test"]["standard"]) == {"0.0", "0.25"}
+    assert set(report["table4"]["comirec-sa"]) == {"2", "4"}
+    assert (out / "runs" / "comirec-sa-K2" / "metrics.json").is_file()
     assert "## protocol: comirec" in (out / "report.md").read_text()
     assert main(argv) == 0  # finished runs are reused, not retrained
     assert main([*argv[:6], "sasrec", *argv[7:]]) == 2

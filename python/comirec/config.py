@@ -188,6 +188,7 @@ class ReproduceConfig:
     max_steps: int = _field(20_000, "training steps per model at most")
     models: str = _field("all", "comma-separated models to run (default: all six)")
     lams: tuple[float, ...] = _field((0.0, 0.05, 0.1, 0.15, 0.2, 0.25), "λ values for the Table 5 layout")
+    table4_k: tuple[int, ...] = _field((), "also train both ComiRec models with these K (e.g. 2,4,6,8) for the Table 4 layout")
     protocol: str = _field("standard", "metric formulas of the printed tables (the report holds both)", choices=("standard", "comirec"))
     batch_size: int = _field(128, "training batch size")
     maxlen: int = _field(20, "history length")
@@ -210,6 +211,9 @@ class ReproduceConfig:
         for lam in self.lams:
             if lam != lam or lam < 0:
                 raise ValueError(f"lams: λ must be >= 0, got {lam}")
+        for k in self.table4_k:
+            if k < 1:
+                raise ValueError(f"table4_k: K must be >= 1, got {k}")
 
 
 # -- comirec demo (python/comirec/demo.py) --

@@ -80,8 +80,7 @@ def resolve_dataset(cfg: ReproduceConfig, out: Path) -> Path:
 
 def run_all(cfg: ReproduceConfig) -> dict[str, Any]:
     from .data import load_prepared
-    from .evaluation import evaluate_model, report_to_json
-    from .training import METRICS, load_model, resolve_device, train
+    from .training import resolve_device
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,35 +88,50 @@ def run_all(cfg: ReproduceConfig) -> dict[str, Any]:
     data_dir = resolve_dataset(cfg, out)
     ds = load_prepared(data_dir)
     device = resolve_device(cfg.device)
-    trainable = [m for m in models if m != "mostpop"]
-    per_model = cfg.budget_minutes / max(len(trainable), 1) if cfg.budget_minutes > 0 else 0.0
+    extra_k = [k for k in cfg.table4_k if k != cfg.interests]
+    table4_models = [m for m in COMIREC if m in models] if extra_k else []
+    n_runs = len([m for m in models if m != "mostpop"]) + len(extra_k) * len(table4_models)
+    per_model = cfg.budget_minutes / max(n_runs, 1) if cfg.budget_minutes > 0 else 0.0
     report: dict[str, Any] = {
         "dataset": {"path": str(Path(data_dir).resolve()), "name": ds.header.get("name"), "synthetic": bool(ds.header.get("synthetic", False)),
                     "n_users": int(ds.n_users), "n_items": int(ds.n_items), "n_interactions": int(ds.n_interactions)},
-        "config": dataclasses.asdict(cfg), "budget_minutes_per_model": per_model, "models": {},
+        "config": dataclasses.asdict(cfg), "budget_minutes_per_model": per_model, "models": {}, "table4": {},
     }
     for name in models:
-        run = out / "runs" / name
-        if not (run / METRICS).is_file():  # a finished run is reused: reproduce can be re-run
-            if run.exists():
-                import shutil
-
-                shutil.rmtree(run)
-            t0 = time.perf_counter()
-            train(ModelConfig(model=name, dim=cfg.dim, interests=cfg.interests, maxlen=cfg.maxlen),
-                  TrainConfig(data=str(data_dir), out=str(run), max_steps=cfg.max_steps, max_minutes=per_model, batch_size=cfg.batch_size,
-                              lr=cfg.lr, eval_every=cfg.eval_every, patience=cfg.patience, seed=cfg.seed, device=cfg.device,
-                              threads=cfg.threads, progress=cfg.progress), dataset=ds)
-            print(f"{name}: trained in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        final = json.loads((run / METRICS).read_text())
-        model, _ = load_model(run, device)
         lams = cfg.lams if name in COMIREC else (0.0,)
-        test = evaluate_model(model, ds, split="test", ns=(20, 50), lams=lams, protocols=("standard", "comirec"),
-                              maxlen=cfg.maxlen, device=device, stderr=True)
-        report["models"][name] = {"run": str(run), "steps": final["steps"], "best_step": final["best_step"],
-                                  "stop_reason": final.get("stop_reason"), "train_seconds": final["train_seconds"],
-                                  "train_samples_per_s": final["train_samples_per_s"], "test": report_to_json(test)}
+        report["models"][name] = _run_one(cfg, ds, data_dir, device, name, cfg.interests, out / "runs" / name, per_model, lams)
+    for name in table4_models:
+        by_k = {cfg.interests: report["models"][name]}
+        for k in extra_k:
+            by_k[k] = _run_one(cfg, ds, data_dir, device, name, k, out / "runs" / f"{name}-K{k}", per_model, (0.0,))
+        report["table4"][name] = {str(k): by_k[k] for k in sorted(by_k)}
     return report
+
+
+def _run_one(cfg: ReproduceConfig, ds: Any, data_dir: Path, device: Any, name: str, k: int, run: Path,
+             minutes: float, lams: tuple[float, ...]) -> dict[str, Any]:
+    """Train one model (unless its run finished before) and evaluate it on the test users."""
+    from .evaluation import evaluate_model, report_to_json
+    from .training import METRICS, load_model, train
+
+    if not (run / METRICS).is_file():  # a finished run is reused: reproduce can be re-run
+        if run.exists():
+            import shutil
+
+            shutil.rmtree(run)
+        t0 = time.perf_counter()
+        train(ModelConfig(model=name, dim=cfg.dim, interests=k, maxlen=cfg.maxlen),
+              TrainConfig(data=str(data_dir), out=str(run), max_steps=cfg.max_steps, max_minutes=minutes, batch_size=cfg.batch_size,
+                          lr=cfg.lr, eval_every=cfg.eval_every, patience=cfg.patience, seed=cfg.seed, device=cfg.device,
+                          threads=cfg.threads, progress=cfg.progress), dataset=ds)
+        print(f"{name} (K={k}): trained in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    final = json.loads((run / METRICS).read_text())
+    model, _ = load_model(run, device)
+    test = evaluate_model(model, ds, split="test", ns=(20, 50), lams=lams, protocols=("standard", "comirec"),
+                          maxlen=cfg.maxlen, device=device, stderr=True)
+    return {"run": str(run), "interests": k, "steps": final["steps"], "best_step": final["best_step"],
+            "stop_reason": final.get("stop_reason"), "train_seconds": final["train_seconds"],
+            "train_samples_per_s": final["train_samples_per_s"], "test": report_to_json(test)}
 
 
 def table3(report: dict[str, Any], protocol: str) -> str:
@@ -126,6 +140,17 @@ def table3(report: dict[str, Any], protocol: str) -> str:
     for name, r in report["models"].items():
         m = r["test"][protocol]["0.0"]
         lines.append(f"| {PAPER_NAMES[name]} | " + " | ".join(f"{100 * m[k]:.3f}" for k in TABLE3_KEYS) + f" | {r['steps']} ({r['best_step']}) |")
+    return "\n".join(lines)
+
+
+def table4(report: dict[str, Any], protocol: str) -> str:
+    if not report.get("table4"):
+        return ""
+    lines = ["| model (K) | Recall@50 | NDCG@50 |", "|---|---|---|"]
+    for name, by_k in report["table4"].items():
+        for k, r in by_k.items():
+            m = r["test"][protocol]["0.0"]
+            lines.append(f"| {PAPER_NAMES[name]} (K={k}) | {100 * m['recall@50']:.3f} | {100 * m['ndcg@50']:.3f} |")
     return "\n".join(lines)
 
 
@@ -157,6 +182,9 @@ def render(report: dict[str, Any], protocol: str) -> str:
             f"Test users, metrics in %, protocol: {protocol}. Budget: {report['config']['max_steps']} steps per model at most"
             + (f", {budget:g} min of training in all" if budget else "") + f", batch {report['config']['batch_size']}, seed {report['config']['seed']}.")
     parts = [head, "", "Table 3 layout (λ = 0)", table3(report, protocol), "", stderr_note(report, protocol)]
+    t4 = table4(report, protocol)
+    if t4:
+        parts += ["", "Table 4 layout (number of interests K)", t4]
     t5 = table5(report, protocol)
     if t5:
         parts += ["", "Table 5 layout (N = 50)", t5]
