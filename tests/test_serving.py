@@ -112,3 +112,32 @@ def test_lazy_public_attribute_and_light_import() -> None:
     assert comirec.Recommender is Recommender
     code = "import sys, comirec; assert 'torch' not in sys.modules and 'faiss' not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _tiny_recommender(maxlen: int = 5, n_items: int = 30) -> Recommender:
+    from comirec.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("comirec-sa", n_items, dim=8, interests=2, maxlen=maxlen)
+    raw = np.array([-1, *range(1000, 1000 + n_items)], dtype=np.int64)
+    cats = np.array([-1, *(i % 3 for i in range(n_items))], dtype=np.int32)
+    return Recommender(model, {"model": {"maxlen": maxlen}}, raw, cats)
+
+
+def test_history_packing_matches_a_plain_loop() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    rec = _tiny_recommender()
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.lists(st.integers(0, 30), max_size=9), min_size=1, max_size=6))
+    def check(histories: list[list[int]]) -> None:
+        hist, mask, single = rec._histories(histories, raw=False)
+        assert not single
+        for row, m, h in zip(hist, mask, histories):
+            kept = [i for i in h if i > 0][-rec.maxlen :]  # 0 is padding: dropped
+            assert row.tolist() == kept + [0] * (rec.maxlen - len(kept))
+            assert m.tolist() == [1.0] * len(kept) + [0.0] * (rec.maxlen - len(kept))
+
+    check()

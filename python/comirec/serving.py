@@ -78,7 +78,8 @@ class Recommender:
         single = _is_single(histories)
         seqs = [histories] if single else list(histories)
         lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-        flat = np.concatenate([np.asarray(s).ravel() for s in seqs]) if lengths.sum() else np.zeros(0, np.int64)
+        parts = [np.asarray(s).ravel() for s in seqs if len(s)]  # an empty list would come back float64
+        flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         if raw:
             ids = self.raw_to_internal(flat)
             unknown = int((ids == 0).sum())
