@@ -60,6 +60,21 @@ def _demo_options(p: argparse.ArgumentParser) -> None:
     add_arguments(p, DemoConfig)
 
 
+# data layer (issue 3)
+@command("prepare", "Prepare a dataset: read raw files, filter, remap ids, split users, write a memory-mapped directory.", "comirec.data.commands:run_prepare")
+def _prepare_options(p: argparse.ArgumentParser) -> None:
+    from comirec.config import PrepareConfig, add_arguments
+
+    add_arguments(p, PrepareConfig)
+
+
+@command("synth", "Write a SYNTHETIC prepared dataset with planted category interests (tests, scale benchmarks).", "comirec.data.commands:run_synth")
+def _synth_options(p: argparse.ArgumentParser) -> None:
+    from comirec.config import SynthConfig, add_arguments
+
+    add_arguments(p, SynthConfig)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comirec", description="Controllable multi-interest recommendation (ComiRec).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

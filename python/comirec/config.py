@@ -234,3 +234,94 @@ class DemoConfig:
         metadata={"help": "diversity factors λ to compare (comma-separated; inf allowed)"},
     )
     seed: int = dataclasses.field(default=0, metadata={"help": "random seed"})
+
+
+# ---- data layer (issue 3): `comirec prepare` and `comirec synth` -------------------------------
+
+PREPARE_FORMATS = ("amazon-books", "taobao", "movielens", "sequences", "csv", "parquet")
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    """Options of ``comirec prepare``: read a raw dataset, apply the protocol, write a prepared one."""
+
+    format: str = dataclasses.field(
+        metadata={"help": "input format", "choices": PREPARE_FORMATS},
+    )
+    input: str = dataclasses.field(
+        metadata={
+            "help": "input file or directory (taobao: UserBehavior.csv; amazon-books: reviews JSON lines; "
+            "movielens: a ratings file or its directory; sequences: <name>.txt or its directory; csv/parquet: a table)"
+        }
+    )
+    out: str = dataclasses.field(metadata={"help": "output directory (written atomically)"})
+    name: str | None = dataclasses.field(default=None, metadata={"help": "dataset name (default: from the input)"})
+    categories: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "item -> category file: Amazon metadata (amazon-books), a genres file (movielens; found "
+            "beside the ratings by default), or a TSV item<TAB>category[<TAB>...] (sequences, csv, parquet)"
+        },
+    )
+    user_col: str = dataclasses.field(default="user_id", metadata={"help": "csv/parquet: user column"})
+    item_col: str = dataclasses.field(default="item_id", metadata={"help": "csv/parquet: item column"})
+    time_col: str = dataclasses.field(
+        default="timestamp", metadata={"help": "csv/parquet: time column ('' = the file order is the time order)"}
+    )
+    category_col: str | None = dataclasses.field(
+        default=None, metadata={"help": "csv/parquet: per-row category column (else --categories, else none)"}
+    )
+    delimiter: str = dataclasses.field(default=",", metadata={"help": "csv: field delimiter ('\\t' or 'tab' for tabs)"})
+    header: bool = dataclasses.field(
+        default=True, metadata={"help": "csv: the first line names the columns (else columns are named 0, 1, ...)"}
+    )
+    behaviors: str = dataclasses.field(
+        default="pv", metadata={"help": "taobao: comma-separated behavior types to keep ('all' keeps every row)"}
+    )
+    min_item_count: int = dataclasses.field(default=5, metadata={"help": "keep items with at least this many interactions"})
+    min_user_count: int = dataclasses.field(
+        default=5, metadata={"help": "then keep users with at least this many remaining interactions"}
+    )
+    kcore: bool = dataclasses.field(
+        default=False, metadata={"help": "repeat the two filters until both hold (a true k-core; the authors filter once)"}
+    )
+    seed: int = dataclasses.field(default=1230, metadata={"help": "seed of the user split"})
+    split_ratio: tuple[float, ...] = dataclasses.field(
+        default=(0.8, 0.1, 0.1), metadata={"help": "train,valid,test fractions of the users"}
+    )
+    split_file: str | None = dataclasses.field(
+        default=None, metadata={"help": "use this user split (user_id<TAB>split per line, raw ids) instead of drawing one"}
+    )
+    overwrite: bool = dataclasses.field(default=False, metadata={"help": "replace --out if it exists"})
+    block_mb: int = dataclasses.field(default=32, metadata={"help": "read the input in blocks of this many MiB"})
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthConfig:
+    """Options of ``comirec synth``: a SYNTHETIC prepared dataset with planted category interests."""
+
+    users: int = dataclasses.field(metadata={"help": "number of users"})
+    items: int = dataclasses.field(metadata={"help": "number of items (the catalogue; rarely drawn items stay in it)"})
+    categories: int = dataclasses.field(metadata={"help": "number of categories (<= items)"})
+    out: str = dataclasses.field(metadata={"help": "output directory (written atomically)"})
+    interests_per_user: tuple[int, ...] = dataclasses.field(
+        default=(2, 4), metadata={"help": "MIN,MAX latent category interests per user (uniform in the range)"}
+    )
+    mean_length: float = dataclasses.field(default=20.0, metadata={"help": "mean sequence length"})
+    min_length: int = dataclasses.field(default=5, metadata={"help": "minimum sequence length"})
+    max_length: int = dataclasses.field(default=500, metadata={"help": "maximum sequence length"})
+    stickiness: float = dataclasses.field(
+        default=0.7, metadata={"help": "probability that an event stays with the previous event's interest"}
+    )
+    item_skew: float = dataclasses.field(
+        default=1.0, metadata={"help": "power-law exponent of item popularity within a category (0 = uniform)"}
+    )
+    category_skew: float = dataclasses.field(
+        default=1.0, metadata={"help": "power-law exponent of category size and popularity (0 = uniform)"}
+    )
+    seed: int = dataclasses.field(default=0, metadata={"help": "random seed (the data and the user split)"})
+    split_ratio: tuple[float, ...] = dataclasses.field(
+        default=(0.8, 0.1, 0.1), metadata={"help": "train,valid,test fractions of the users"}
+    )
+    name: str = dataclasses.field(default="synthetic", metadata={"help": "dataset name"})
+    overwrite: bool = dataclasses.field(default=False, metadata={"help": "replace --out if it exists"})

@@ -9,6 +9,7 @@ pub mod error;
 pub mod merge;
 pub mod metrics;
 pub mod parallel;
+pub mod sampler;
 mod table;
 
 pub use error::{CoreError, ErrorKind, Result};

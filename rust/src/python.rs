@@ -20,6 +20,7 @@ use crate::error::{catch_panic, CoreError, ErrorKind};
 use crate::merge::CandidateView;
 use crate::metrics::{metrics as metrics_kernel, MetricInputs, Protocol, METRIC_NAMES};
 use crate::parallel::forked_from_pool_owner;
+use crate::sampler;
 
 // ------------------------------------------------------------------------------------------
 // Shared helpers
@@ -274,6 +275,110 @@ fn metrics<'py>(
 }
 
 // ------------------------------------------------------------------------------------------
+// sampler: training and evaluation batches over CSR sequences (sampler.rs; issue 3, data layer)
+// `comirec.data.sampler` hands over C-contiguous int64 indptr/users/table and int32 items.
+// ------------------------------------------------------------------------------------------
+
+type SamplerTrainOut<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray2<i64>>,
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray1<i64>>,
+);
+type SamplerEvalOut<'py> = (
+    Bound<'py, PyArray2<i64>>,
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+);
+
+/// Check CSR offsets: indptr[0] == 0, non-decreasing, indptr[-1] == n_items.
+#[pyfunction]
+fn sampler_validate_csr(
+    py: Python<'_>,
+    indptr: PyReadonlyArray<'_, i64, Ix1>,
+    n_items: usize,
+) -> PyResult<()> {
+    let ip = slice(&indptr, "indptr")?;
+    Ok(py.detach(|| catch_panic(|| sampler::validate_csr(ip, n_items)))?)
+}
+
+/// The drawable users' table: (start, end, user) triples for the given users whose sequences
+/// are longer than min_hist, in order.
+#[pyfunction]
+fn sampler_drawable_users<'py>(
+    py: Python<'py>,
+    indptr: PyReadonlyArray<'py, i64, Ix1>,
+    users: PyReadonlyArray<'py, i64, Ix1>,
+    min_hist: usize,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let (ip, us) = (slice(&indptr, "indptr")?, slice(&users, "users")?);
+    let table = py.detach(|| catch_panic(|| sampler::drawable_users(ip, us, min_hist)))?;
+    Ok(PyArray1::from_vec(py, table))
+}
+
+/// Training batch `step`: (users (B,), history (B, maxlen), mask (B, maxlen), target (B,)).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn sampler_train_batch<'py>(
+    py: Python<'py>,
+    items: PyReadonlyArray<'py, i32, Ix1>,
+    table: PyReadonlyArray<'py, i64, Ix1>,
+    batch_size: usize,
+    maxlen: usize,
+    min_hist: usize,
+    seed: u64,
+    step: u64,
+    replacement: bool,
+) -> PyResult<SamplerTrainOut<'py>> {
+    let (it, tb) = (slice(&items, "items")?, slice(&table, "table")?);
+    let b = py.detach(|| {
+        catch_panic(|| {
+            sampler::train_batch(
+                it,
+                tb,
+                batch_size,
+                maxlen,
+                min_hist,
+                seed,
+                step,
+                replacement,
+            )
+        })
+    })?;
+    Ok((
+        PyArray1::from_vec(py, b.users),
+        PyArray1::from_vec(py, b.history).reshape([batch_size, maxlen])?,
+        PyArray1::from_vec(py, b.mask).reshape([batch_size, maxlen])?,
+        PyArray1::from_vec(py, b.target),
+    ))
+}
+
+/// Evaluation rows for `users`: (history, mask, target_indptr, target_items).
+#[pyfunction]
+fn sampler_eval_batch<'py>(
+    py: Python<'py>,
+    indptr: PyReadonlyArray<'py, i64, Ix1>,
+    items: PyReadonlyArray<'py, i32, Ix1>,
+    users: PyReadonlyArray<'py, i64, Ix1>,
+    maxlen: usize,
+) -> PyResult<SamplerEvalOut<'py>> {
+    let (ip, it, us) = (
+        slice(&indptr, "indptr")?,
+        slice(&items, "items")?,
+        slice(&users, "users")?,
+    );
+    let b = us.len();
+    let e = py.detach(|| catch_panic(|| sampler::eval_batch(ip, it, us, maxlen)))?;
+    Ok((
+        PyArray1::from_vec(py, e.history).reshape([b, maxlen])?,
+        PyArray1::from_vec(py, e.mask).reshape([b, maxlen])?,
+        PyArray1::from_vec(py, e.target_indptr),
+        PyArray1::from_vec(py, e.target_items),
+    ))
+}
+
+// ------------------------------------------------------------------------------------------
 // Registration: one line per function / constant.
 // ------------------------------------------------------------------------------------------
 
@@ -283,5 +388,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("METRIC_NAMES", METRIC_NAMES.to_vec())?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(_forked_from_pool_owner, m)?)?;
+    m.add_function(wrap_pyfunction!(sampler_validate_csr, m)?)?;
+    m.add_function(wrap_pyfunction!(sampler_drawable_users, m)?)?;
+    m.add_function(wrap_pyfunction!(sampler_train_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(sampler_eval_batch, m)?)?;
     Ok(())
 }

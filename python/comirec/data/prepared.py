@@ -1,0 +1,223 @@
+"""The prepared-dataset directory: numpy files, memory-mapped on load, plus a JSON header.
+
+Layout (format_version 1)::
+
+    header.json     name, source, synthetic flag, protocol options, statistics, files
+    indptr.npy      int64 (n_users + 1,)  CSR offsets over users
+    items.npy       int32 (n_interactions,)  each user's items in time order, ids 1..n_items
+    split.npy       int8 (n_users,)  0 = train, 1 = valid, 2 = test
+    item_freq.npy   int64 (n_items + 1,)  interactions per item id, [0] = 0
+    item_cat.npy    int32 (n_items + 1,)  category 0..n_cats-1 per item id, [0] = -1
+    user_raw.npy    (n_users,)  raw user ids (int64, or fixed-width unicode)
+    item_raw.npy    (n_items + 1,)  raw item ids, [0] a placeholder (-1 or "")
+    cat_raw.npy     (n_cats,)  raw category ids or names
+
+Writers fill a temporary sibling directory and rename it into place at the end, so a
+directory at the target path is always complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .protocol import SPLITS
+
+FORMAT_VERSION = 1
+HEADER = "header.json"
+ARRAYS = ("indptr", "items", "split", "item_freq", "item_cat", "user_raw", "item_raw", "cat_raw")
+_DTYPES = {"indptr": "i8", "items": "i4", "split": "i1", "item_freq": "i8", "item_cat": "i4"}
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedDataset:
+    """A prepared dataset (see the module docstring); arrays are read-only memory maps."""
+
+    path: Path
+    header: dict[str, Any]
+    indptr: np.ndarray = field(repr=False)
+    items: np.ndarray = field(repr=False)
+    split: np.ndarray = field(repr=False)
+    item_freq: np.ndarray = field(repr=False)
+    item_cat: np.ndarray = field(repr=False)
+    user_raw: np.ndarray = field(repr=False)
+    item_raw: np.ndarray = field(repr=False)
+    cat_raw: np.ndarray = field(repr=False)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_freq) - 1
+
+    @property
+    def n_cats(self) -> int:
+        return len(self.cat_raw)
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.items)
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.header.get("synthetic", False))
+
+    def users(self, split: str) -> np.ndarray:
+        """int64 indices of the users in ``split`` ("train", "valid" or "test"), ascending."""
+        if split not in SPLITS:
+            raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
+        return np.flatnonzero(self.split == SPLITS.index(split)).astype(np.int64)
+
+    def sequence(self, user: int) -> np.ndarray:
+        """The items of user ``user`` in time order (a view)."""
+        if not 0 <= user < self.n_users:
+            raise ValueError(f"user: expected an index in [0, {self.n_users}), got {user}")
+        return self.items[self.indptr[user] : self.indptr[user + 1]]
+
+    def summary(self) -> str:
+        """The statistics table that ``comirec prepare`` prints."""
+        return format_stats(self.header)
+
+    def __repr__(self) -> str:
+        tag = ", synthetic" if self.synthetic else ""
+        return (
+            f"PreparedDataset({self.header.get('name', '?')!r}{tag}: {self.n_users} users, {self.n_items} items, "
+            f"{self.n_cats} categories, {self.n_interactions} interactions; {str(self.path)!r})"
+        )
+
+
+def load_prepared(path: str | os.PathLike[str], mmap: bool = True) -> PreparedDataset:
+    """Open a directory written by ``comirec prepare`` / ``comirec synth``.
+
+    Arrays are memory-mapped read-only (``mmap=False`` reads them into memory). Only cheap
+    consistency checks run here (shapes, dtypes, CSR ends); loading takes well under a second
+    whatever the size.
+    """
+    root = Path(path)
+    head_path = root / HEADER
+    if not head_path.is_file():
+        raise FileNotFoundError(f"{root}: not a prepared dataset (no {HEADER}); create one with `comirec prepare`")
+    try:
+        header = json.loads(head_path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{head_path}: not valid JSON ({exc})") from None
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{head_path}: expected format_version {FORMAT_VERSION}, got {version!r}")
+    arrays: dict[str, np.ndarray] = {}
+    for name in ARRAYS:
+        f = root / f"{name}.npy"
+        if not f.is_file():
+            raise FileNotFoundError(f"{root}: missing {f.name}; the prepared dataset is incomplete")
+        arrays[name] = np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+        want = _DTYPES.get(name)
+        got = arrays[name].dtype
+        if (want is not None and got != np.dtype(want)) or (want is None and got.kind not in "iU"):
+            raise ValueError(f"{f}: expected dtype {want or 'int64 or unicode'}, got {got}")
+        if arrays[name].ndim != 1:
+            raise ValueError(f"{f}: expected a 1-D array, got shape {arrays[name].shape}")
+    _check_shapes(root, arrays)
+    return PreparedDataset(path=root, header=header, **arrays)
+
+
+def _check_shapes(root: Path, a: dict[str, np.ndarray]) -> None:
+    n_users = len(a["indptr"]) - 1
+    n_items = len(a["item_freq"]) - 1
+    problems = []
+    if n_users < 0 or a["indptr"][0] != 0 or a["indptr"][-1] != len(a["items"]):
+        problems.append("indptr must start at 0 and end at len(items)")
+    for name, n in (("split", n_users), ("user_raw", n_users), ("item_cat", n_items + 1), ("item_raw", n_items + 1)):
+        if len(a[name]) != n:
+            problems.append(f"{name} has {len(a[name])} entries, expected {n}")
+    if problems:
+        raise ValueError(f"{root}: inconsistent prepared dataset: {'; '.join(problems)}")
+
+
+class PreparedWriter:
+    """Writes a prepared dataset into a temporary sibling directory; ``commit`` renames it.
+
+    Used as a context manager: leaving the block without ``commit`` (an error) removes the
+    temporary directory, so nothing half-written is ever left at ``out``.
+    """
+
+    def __init__(self, out: str | os.PathLike[str], overwrite: bool = False) -> None:
+        self.out = Path(out)
+        if self.out.exists() and not overwrite:
+            raise FileExistsError(f"{self.out}: already exists (pass --overwrite to replace it)")
+        if self.out.exists() and not (self.out / HEADER).is_file() and any(self.out.iterdir()):
+            raise FileExistsError(f"{self.out}: exists and is not a prepared dataset; refusing to replace it")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset is not
+        self._done = False
+
+    def __enter__(self) -> PreparedWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._done:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def save(self, name: str, array: np.ndarray) -> None:
+        np.save(self.tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+
+    def open_memmap(self, name: str, dtype: Any, shape: tuple[int, ...]) -> np.memmap:
+        """A writable array backed by the output file, for data too large for memory."""
+        return np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+    def commit(self, header: dict[str, Any]) -> Path:
+        header = {"format_version": FORMAT_VERSION, **header}
+        header["files"] = {
+            name: {"dtype": str(arr.dtype), "shape": list(arr.shape)}
+            for name in ARRAYS
+            for arr in [np.load(self.tmp / f"{name}.npy", mmap_mode="r")]
+        }
+        (self.tmp / HEADER).write_text(json.dumps(header, indent=2, default=_json_default) + "\n")
+        trash = None
+        if self.out.exists():
+            trash = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+            os.replace(self.out, trash)
+        os.replace(self.tmp, self.out)
+        self._done = True
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        return self.out
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def format_stats(header: dict[str, Any]) -> str:
+    """A plain-text table of a header's statistics."""
+    stats = header.get("stats", {})
+    tag = "  [SYNTHETIC data]" if header.get("synthetic") else ""
+    lines = [
+        f"{header.get('name', '?')}{tag}: {stats.get('users', 0):,} users, {stats.get('items', 0):,} items, "
+        f"{stats.get('categories', 0):,} categories, {stats.get('interactions', 0):,} interactions "
+        f"(density {stats.get('density', 0.0):.2e})",
+        f"{'split':<6} {'users':>11} {'interactions':>14} {'items':>10} {'categories':>10} {'mean len':>9} {'median':>7} {'max':>7}",
+    ]
+    for name in SPLITS:
+        s = stats.get("splits", {}).get(name, {})
+        lines.append(
+            f"{name:<6} {s.get('users', 0):>11,} {s.get('interactions', 0):>14,} {s.get('items', 0):>10,} "
+            f"{s.get('categories', 0):>10,} {s.get('mean_length', 0):>9.2f} {s.get('median_length', 0):>7g} "
+            f"{s.get('max_length', 0):>7,}"
+        )
+    return "\n".join(lines)
