@@ -102,6 +102,7 @@ def test_reproduce_small(data, tmp_path, capsys) -> None:  # type: ignore[no-unt
     text = capsys.readouterr().out
     assert "Table 3 layout" in text and "Table 4 layout" in text and "Table 5 layout" in text and "SYNTHETIC" in text
     assert "ComiRec-SA (K=2)" in text and "ComiRec-SA (K=4)" in text
+    assert "Paired Recall@50 differences" in text and "ComiRec-SA - YouTube DNN" in text
     for name in ("MostPopular", "YouTube DNN", "ComiRec-SA"):
         assert name in text
     report = json.loads((out / "report.json").read_text())

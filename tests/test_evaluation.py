@@ -56,6 +56,19 @@ def test_matches_brute_force(trained) -> None:  # type: ignore[no-untyped-def]
     assert "recall@20_se" not in evaluate_model(model, ds, split="test", ns=(20,), maxlen=model.maxlen)["standard"][0.0]
 
 
+def test_per_user_metrics_average_to_the_report(trained) -> None:  # type: ignore[no-untyped-def]
+    from comirec.evaluation import per_user_metrics
+
+    ds, model = trained
+    rep = evaluate_model(model, ds, split="test", ns=(50,), protocols=("comirec",), maxlen=model.maxlen)
+    arrays = per_user_metrics(model, ds, split="test", n=50, protocol="comirec", maxlen=model.maxlen, batch_size=50)
+    assert all(len(v) == len(ds.users("test")) for v in arrays.values())
+    for key, value in rep["comirec"][0.0].items():
+        assert np.mean(arrays[key]) == pytest.approx(value, abs=1e-12)
+    recall, _ = brute_force_recall(ds, model, "test", 50, per_user=True)
+    np.testing.assert_allclose(per_user_metrics(model, ds, n=50, maxlen=model.maxlen)["recall@50"], recall, atol=1e-12)
+
+
 def test_several_lambdas_share_one_retrieval(trained) -> None:  # type: ignore[no-untyped-def]
     ds, model = trained
     rep = evaluate_model(model, ds, split="valid", ns=(50,), lams=(0.0, 0.1, math.inf), protocols=("standard", "comirec"), maxlen=model.maxlen)

@@ -153,6 +153,41 @@ def evaluate_model(
     return report
 
 
+def per_user_metrics(
+    model: "InterestModel",
+    dataset: Any,
+    *,
+    split: str = "test",
+    n: int = 50,
+    lam: float = 0.0,
+    protocol: str = "standard",
+    maxlen: int = 20,
+    batch_size: int = 1024,
+    device: Any = "cpu",
+    factory: str = "Flat",
+) -> dict[str, np.ndarray]:
+    """Per-user metric arrays (one float64 per user of ``split``, in ``dataset.users(split)``
+    order) through the same path as :func:`evaluate_model`: for paired comparisons of models."""
+    import comirec
+    from comirec.data import eval_batches
+
+    (n,), (lam,), (protocol,) = check_ns([n]), check_lams([lam]), check_protocols([protocol])
+    was_training = model.training
+    model.eval()
+    try:
+        index = build_index(model, device, factory)
+        parts: dict[str, list[np.ndarray]] = {}
+        for eb in eval_batches(dataset.indptr, dataset.items, users=dataset.users(split), maxlen=maxlen, batch_size=batch_size):
+            cands = index.search(compute_interests(model, eb.history, eb.mask, device), n)
+            recs = comirec.aggregate(cands, dataset.item_cat, lam=lam, n=n)
+            got = comirec.metrics(recs.items, (eb.target_indptr, eb.target_items), cats=dataset.item_cat, ks=(n,), protocol=protocol, per_user=True)  # type: ignore[call-overload]
+            for key, values in got.items():
+                parts.setdefault(key, []).append(np.asarray(values, dtype=np.float64))
+    finally:
+        model.train(was_training)
+    return {key: np.concatenate(v) for key, v in parts.items()}
+
+
 def _metric_order(key: str) -> tuple[int, int]:
     name, _, k = key.partition("@")
     order = {"recall": 0, "ndcg": 1, "hitrate": 2, "diversity": 3}

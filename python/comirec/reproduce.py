@@ -100,12 +100,38 @@ def run_all(cfg: ReproduceConfig) -> dict[str, Any]:
     for name in models:
         lams = cfg.lams if name in COMIREC else (0.0,)
         report["models"][name] = _run_one(cfg, ds, data_dir, device, name, cfg.interests, out / "runs" / name, per_model, lams)
+    report["paired"] = _paired_differences(cfg, ds, device, out, [m for m in models if m != "mostpop"])
     for name in table4_models:
         by_k = {cfg.interests: report["models"][name]}
         for k in extra_k:
             by_k[k] = _run_one(cfg, ds, data_dir, device, name, k, out / "runs" / f"{name}-K{k}", per_model, (0.0,))
         report["table4"][name] = {str(k): by_k[k] for k in sorted(by_k)}
     return report
+
+
+def _paired_differences(cfg: ReproduceConfig, ds: Any, device: Any, out: Path, models: list[str]) -> dict[str, Any]:
+    """Recall@50 of each ComiRec model minus each learned baseline, per test user, with the
+    standard error of the mean difference (both protocols)."""
+    import numpy as np
+
+    from .evaluation import per_user_metrics
+    from .training import load_model
+
+    baselines = [m for m in models if m not in COMIREC]
+    ours = [m for m in models if m in COMIREC]
+    if not baselines or not ours:
+        return {}
+    result: dict[str, Any] = {}
+    for protocol in ("standard", "comirec"):
+        recall = {}
+        for name in baselines + ours:
+            model, _ = load_model(out / "runs" / name, device)
+            recall[name] = per_user_metrics(model, ds, split="test", n=50, protocol=protocol, maxlen=cfg.maxlen, device=device)["recall@50"]
+        result[protocol] = {
+            f"{a} - {b}": {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))), "users": len(d)}
+            for a in ours for b in baselines for d in [recall[a] - recall[b]]
+        }
+    return result
 
 
 def _run_one(cfg: ReproduceConfig, ds: Any, data_dir: Path, device: Any, name: str, k: int, run: Path,
@@ -159,6 +185,17 @@ def stderr_note(report: dict[str, Any], protocol: str) -> str:
     return "Standard error of Recall@50 over the test users (a difference under ~2 of these is noise): " + ", ".join(parts)
 
 
+def paired_note(report: dict[str, Any], protocol: str) -> str:
+    diffs = report.get("paired", {}).get(protocol)
+    if not diffs:
+        return ""
+    parts = []
+    for key, d in diffs.items():
+        a, b = key.split(" - ")
+        parts.append(f"{PAPER_NAMES[a]} - {PAPER_NAMES[b]}: {100 * d['mean']:+.2f} ± {100 * d['se']:.2f}")
+    return "Paired Recall@50 differences over the same test users (± standard error): " + "; ".join(parts)
+
+
 def table5(report: dict[str, Any], protocol: str) -> str:
     present = [m for m in COMIREC if m in report["models"]]
     if not present:
@@ -182,6 +219,9 @@ def render(report: dict[str, Any], protocol: str) -> str:
             f"Test users, metrics in %, protocol: {protocol}. Budget: {report['config']['max_steps']} steps per model at most"
             + (f", {budget:g} min of training in all" if budget else "") + f", batch {report['config']['batch_size']}, seed {report['config']['seed']}.")
     parts = [head, "", "Table 3 layout (λ = 0)", table3(report, protocol), "", stderr_note(report, protocol)]
+    paired = paired_note(report, protocol)
+    if paired:
+        parts += ["", paired]
     t4 = table4(report, protocol)
     if t4:
         parts += ["", "Table 4 layout (number of interests K)", t4]
