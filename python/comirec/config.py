@@ -127,7 +127,7 @@ class TrainConfig:
     index: str = _field("Flat", "faiss index factory string for retrieval (Flat = exact)")
     seed: int = _field(19, "random seed (model init, negatives, batches)")
     device: str = _field("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
-    threads: int = _field(0, "torch CPU threads (0 = torch's default)")
+    threads: int = _field(0, "torch CPU threads (0 = auto: 1 on <= 2 cores or a busy machine, else one per core)")
     resume: bool = _field(False, "continue the run in --out from its last checkpoint")
     progress: bool = _field(True, "show a progress bar")
 
@@ -184,7 +184,7 @@ class ReproduceConfig:
         "a prepared dataset, or a raw sequences directory like ../shared/data/amazon-beauty (prepared into OUT, "
         "with its split-*.tsv when present); default: $COMIREC_BEAUTY if set, else a small SYNTHETIC dataset",
     )
-    budget_minutes: float = _field(5.0, "training wall-clock budget for all models together (0 = steps only)")
+    budget_minutes: float = _field(8.0, "training wall-clock cap for all models together (0 = none), shared equally")
     max_steps: int = _field(20_000, "training steps per model at most")
     models: str = _field("all", "comma-separated models to run (default: all six)")
     lams: tuple[float, ...] = _field((0.0, 0.05, 0.1, 0.15, 0.2, 0.25), "λ values for the Table 5 layout")
@@ -195,11 +195,11 @@ class ReproduceConfig:
     interests: int = _field(4, "K for the multi-interest models")
     dim: int = _field(64, "embedding size d")
     lr: float = _field(1e-3, "Adam learning rate")
-    eval_every: int = _field(1000, "validate every this many steps")
+    eval_every: int = _field(500, "validate every this many steps")
     patience: int = _field(5, "early stop after this many validations without gain")
     seed: int = _field(19, "random seed (the same for every model)")
     device: str = _field("auto", "auto, cpu, cuda or cuda:N")
-    threads: int = _field(0, "torch CPU threads (0 = torch's default)")
+    threads: int = _field(0, "torch CPU threads (0 = auto: 1 on <= 2 cores or a busy machine, else one per core)")
     progress: bool = _field(True, "show progress bars")
 
     def __post_init__(self) -> None:

@@ -80,7 +80,7 @@ def resolve_dataset(cfg: ReproduceConfig, out: Path) -> Path:
 
 def run_all(cfg: ReproduceConfig) -> dict[str, Any]:
     from .data import load_prepared
-    from .training import resolve_device
+    from .training import auto_threads, resolve_device
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,6 +88,8 @@ def run_all(cfg: ReproduceConfig) -> dict[str, Any]:
     data_dir = resolve_dataset(cfg, out)
     ds = load_prepared(data_dir)
     device = resolve_device(cfg.device)
+    if device.type == "cpu" and not cfg.threads:  # decided once, before our own training loads the machine
+        cfg = dataclasses.replace(cfg, threads=auto_threads())
     extra_k = [k for k in cfg.table4_k if k != cfg.interests]
     table4_models = [m for m in COMIREC if m in models] if extra_k else []
     n_runs = len([m for m in models if m != "mostpop"]) + len(extra_k) * len(table4_models)

@@ -74,6 +74,23 @@ def check_same_items(run_items: int, ds: Any, what: str) -> None:
         )
 
 
+def auto_threads() -> int:
+    """CPU threads for training when none are given: 1 on machines of up to 2 cores or when the
+    other cores are already busy (1-minute load average, read once before training starts),
+    else torch's default (one per core). The models are small: torch's OpenMP threads spend
+    much of a step waiting for each other, and when another process takes a core they
+    spin-wait, so 2 threads on a shared 2-core machine can be several times slower than 1
+    (benches/README.md); on an idle one 2 threads are ~1.6x faster (pass --threads 2)."""
+    import torch
+
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        load = 0.0
+    return 1 if cores <= 2 or load > cores - 1 else torch.get_num_threads()
+
+
 def _step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
 
@@ -224,8 +241,8 @@ def train(
     ds = dataset if dataset is not None else load_prepared(cfg.data)
     device = resolve_device(cfg.device)
     threads_before = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.threads or auto_threads())
     try:
         return _train(model_cfg, cfg, ds, device, on_step)
     finally:
@@ -376,7 +393,9 @@ class _Trainer:
             raise KeyboardInterrupt
         if not (self.run / BEST).is_file():  # stopped before any validation (a tiny time budget)
             self.checkpoint(None)
-        return {"best_step": st.best_step, "steps": st.step, "stop_reason": reason,
+        import torch
+
+        return {"best_step": st.best_step, "steps": st.step, "stop_reason": reason, "threads": torch.get_num_threads(),
                 "train_seconds": round(st.train_time, 3), "train_samples_per_s": round(st.rate(cfg.batch_size), 1)}
 
     def _loop(self, on_step: Callable[[int], None] | None) -> str:
