@@ -17,3 +17,12 @@ from comirec.core import Candidates, aggregate, metrics
 __version__ = "0.1.0"
 
 __all__ = ["Candidates", "aggregate", "metrics", "__version__"]
+
+
+# -- serving (issue 4): imported on first use, since it needs torch and faiss --
+def __getattr__(name: str) -> object:
+    if name in ("Recommender", "Recommendations", "UnknownItemWarning"):
+        from comirec import serving
+
+        return getattr(serving, name)
+    raise AttributeError(f"module 'comirec' has no attribute {name!r}")

@@ -26,6 +26,33 @@ def command(name: str, help: str, target: str) -> Callable[[Registrar], Registra
 # -- commands are registered below (each one's options, then the module that runs it) --
 
 
+# -- train / evaluate / reproduce (issue 4) --
+@command("train", "train a model on a prepared dataset into a run directory", "comirec.training:cli_train")
+def _train_options(p: argparse.ArgumentParser) -> None:
+    from comirec.config import ModelConfig, TrainConfig, add_arguments
+
+    add_arguments(p, ModelConfig)
+    add_arguments(p, TrainConfig)
+    for action in p._actions:  # --model is not needed with --resume (the run knows its model)
+        if action.dest == "model":
+            action.required = False
+            action.default = None
+
+
+@command("evaluate", "evaluate a trained run (Recall/NDCG/HitRate/Diversity @N, several λ)", "comirec.evaluation:cli_evaluate")
+def _evaluate_options(p: argparse.ArgumentParser) -> None:
+    from comirec.config import EvalConfig, add_arguments
+
+    add_arguments(p, EvalConfig)
+
+
+@command("reproduce", "train all six models on one split and print the paper's Table 3 and Table 5 layouts", "comirec.reproduce:cli_reproduce")
+def _reproduce_options(p: argparse.ArgumentParser) -> None:
+    from comirec.config import ReproduceConfig, add_arguments
+
+    add_arguments(p, ReproduceConfig)
+
+
 @command("demo", "aggregate + metrics on generated candidates: the λ accuracy/diversity trade-off", "comirec.demo:main")
 def _demo_options(p: argparse.ArgumentParser) -> None:
     from comirec.config import DemoConfig, add_arguments

@@ -78,6 +78,144 @@ def from_namespace(cls: type[T], ns: argparse.Namespace, **overrides: Any) -> T:
     return cls(**values)  # type: ignore[call-arg]
 
 
+# -- models / training / evaluation (issue 4) --------------------------------------------------
+
+MODEL_CHOICES = ("mostpop", "youtube-dnn", "gru4rec", "mind", "comirec-dr", "comirec-sa")
+
+
+def _field(default: Any, help: str, **meta: Any) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help, **meta})
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The model: which one and its sizes (paper: d = 64, K = 4, 3 routing iterations)."""
+
+    model: str = dataclasses.field(metadata={"help": "model to train", "choices": MODEL_CHOICES})
+    dim: int = _field(64, "embedding size d")
+    interests: int = _field(4, "number of interests K (multi-interest models; others use 1)")
+    maxlen: int = _field(20, "history length: the last maxlen items before the cut (Books 20, Taobao 50)")
+    routing_iters: int = _field(3, "dynamic-routing iterations (MIND, ComiRec-DR)")
+    mind_relu: bool = _field(True, "MIND: ReLU projection of the capsules (the authors' Books setting)")
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_CHOICES:
+            raise ValueError(f"unknown model {self.model!r}: expected one of {', '.join(MODEL_CHOICES)}")
+        for name in ("dim", "interests", "maxlen", "routing_iters"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Training: Adam, sampled softmax, validation Recall@50 every eval_every steps, early stop."""
+
+    data: str = dataclasses.field(metadata={"help": "a prepared dataset directory (comirec prepare / comirec synth)"})
+    out: str = dataclasses.field(metadata={"help": "run directory to create (or to resume with --resume)"})
+    max_steps: int = _field(100_000, "training steps (batches) at most")
+    max_minutes: float = _field(0.0, "wall-clock budget in minutes for training, evaluations included (0 = none)")
+    batch_size: int = _field(128, "training batch size (Books 128, Taobao 256)")
+    lr: float = _field(1e-3, "Adam learning rate")
+    loss: str = _field("sampled", "sampled softmax (the paper) or full softmax (small catalogues)", choices=("sampled", "full"))
+    neg_factor: int = _field(10, "sampled negatives per batch row: num_sampled = neg_factor x batch_size")
+    min_hist: int = _field(4, "smallest history before a training cut (the authors use 4)")
+    eval_every: int = _field(1000, "validate every this many steps")
+    patience: int = _field(10, "stop after this many validations without a better Recall@50")
+    eval_users: int = _field(0, "validate on the first this many validation users (0 = all)")
+    eval_batch_size: int = _field(1024, "users per evaluation batch")
+    protocol: str = _field("standard", "metric formulas for validation", choices=("standard", "comirec"))
+    index: str = _field("Flat", "faiss index factory string for retrieval (Flat = exact)")
+    seed: int = _field(19, "random seed (model init, negatives, batches)")
+    device: str = _field("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
+    threads: int = _field(0, "torch CPU threads (0 = auto: 1 on <= 2 cores or a busy machine, else one per core)")
+    resume: bool = _field(False, "continue the run in --out from its last checkpoint")
+    progress: bool = _field(True, "show a progress bar")
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "neg_factor", "eval_every", "patience", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("min_hist", "eval_users", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not self.max_minutes >= 0:
+            raise ValueError(f"max_minutes must be >= 0, got {self.max_minutes}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Evaluate a trained run on the valid or test users."""
+
+    run: str = dataclasses.field(metadata={"help": "a run directory written by comirec train"})
+    split: str = _field("test", "which users to evaluate", choices=("valid", "test"))
+    lam: tuple[float, ...] = _field((0.0,), "λ values for the aggregation, comma-separated (inf allowed)")
+    n: tuple[int, ...] = _field((20, 50), "list lengths N, comma-separated")
+    protocol: str = _field("standard", "metric formulas: standard, or the authors' (comirec)", choices=("standard", "comirec"))
+    json: bool = _field(False, "print one JSON object (λ -> metric -> value) on stdout and nothing else")
+    data: str | None = _field(None, "evaluate on this prepared dataset instead of the run's own")
+    device: str = _field("auto", "auto, cpu, cuda or cuda:N")
+    batch_size: int = _field(1024, "users per evaluation batch")
+    index: str = _field("Flat", "faiss index factory string (Flat = exact)")
+
+    def __post_init__(self) -> None:
+        for lam in self.lam:
+            if lam != lam or lam < 0:
+                raise ValueError(f"lam (λ) must be >= 0, got {lam}")
+        for n in self.n:
+            if n < 1:
+                raise ValueError(f"n (list length N) must be >= 1, got {n}")
+        if not self.lam:
+            raise ValueError("lam: expected at least one value")
+        if not self.n:
+            raise ValueError("n: expected at least one value")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReproduceConfig:
+    """Train all six models on one split and seed; print the paper's Table 3 and Table 5 layouts."""
+
+    out: str = dataclasses.field(metadata={"help": "output directory (dataset copy if prepared here, runs, report.json, report.md)"})
+    data: str | None = _field(
+        None,
+        "a prepared dataset, or a raw sequences directory like ../shared/data/amazon-beauty (prepared into OUT, "
+        "with its split-*.tsv when present); default: $COMIREC_BEAUTY if set, else a small SYNTHETIC dataset",
+    )
+    budget_minutes: float = _field(8.0, "training wall-clock cap for all models together (0 = none), shared equally")
+    max_steps: int = _field(20_000, "training steps per model at most")
+    models: str = _field("all", "comma-separated models to run (default: all six)")
+    lams: tuple[float, ...] = _field((0.0, 0.05, 0.1, 0.15, 0.2, 0.25), "λ values for the Table 5 layout")
+    table4_k: tuple[int, ...] = _field((), "also train both ComiRec models with these K (e.g. 2,4,6,8) for the Table 4 layout")
+    protocol: str = _field("standard", "metric formulas of the printed tables (the report holds both)", choices=("standard", "comirec"))
+    batch_size: int = _field(128, "training batch size")
+    maxlen: int = _field(20, "history length")
+    interests: int = _field(4, "K for the multi-interest models")
+    dim: int = _field(64, "embedding size d")
+    lr: float = _field(1e-3, "Adam learning rate")
+    eval_every: int = _field(500, "validate every this many steps")
+    patience: int = _field(5, "early stop after this many validations without gain")
+    seed: int = _field(19, "random seed (the same for every model)")
+    device: str = _field("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = _field(0, "torch CPU threads (0 = auto: 1 on <= 2 cores or a busy machine, else one per core)")
+    progress: bool = _field(True, "show progress bars")
+
+    def __post_init__(self) -> None:
+        if not self.budget_minutes >= 0:
+            raise ValueError(f"budget_minutes must be >= 0, got {self.budget_minutes}")
+        for name in ("max_steps", "batch_size", "maxlen", "interests", "dim", "eval_every", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for lam in self.lams:
+            if lam != lam or lam < 0:
+                raise ValueError(f"lams: λ must be >= 0, got {lam}")
+        for k in self.table4_k:
+            if k < 1:
+                raise ValueError(f"table4_k: K must be >= 1, got {k}")
+
+
 # -- comirec demo (python/comirec/demo.py) --
 
 

@@ -1,0 +1,89 @@
+"""The interface every model shares: ``interests(history, mask) -> (B, K, d)``.
+
+Training, evaluation and serving only ever call :meth:`InterestModel.interests` and
+:meth:`InterestModel.item_vectors`, so none of them branches on a model's name. Single-vector
+models return K = 1. One item embedding table serves as the input embedding and as the output
+(softmax / retrieval) weights, as in the authors' code.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+
+def glorot_(t: torch.Tensor) -> torch.Tensor:
+    """TF1's default variable initialiser (glorot uniform), which the authors' models rely on."""
+    return nn.init.xavier_uniform_(t)
+
+
+def dense(n_in: int, n_out: int, bias: bool = True) -> nn.Linear:
+    """``tf.layers.dense``: glorot-uniform kernel, zero bias."""
+    layer = nn.Linear(n_in, n_out, bias=bias)
+    glorot_(layer.weight)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class InterestModel(nn.Module):
+    """Base class: an item table of ``n_items + 1`` rows (row 0 = padding) and ``K`` interests."""
+
+    name: ClassVar[str] = ""
+    #: False for models with nothing to learn by gradient (MostPopular): training skips the loop.
+    trainable: ClassVar[bool] = True
+
+    def __init__(self, n_items: int, dim: int, n_interests: int) -> None:
+        super().__init__()
+        if n_items < 1:
+            raise ValueError(f"n_items must be >= 1, got {n_items}")
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        if n_interests < 1:
+            raise ValueError(f"interests (K) must be >= 1, got {n_interests}")
+        self.n_items = int(n_items)
+        self.dim = int(dim)
+        self.n_interests = int(n_interests)
+        self.item_emb = nn.Embedding(self.n_items + 1, self.dim)
+        glorot_(self.item_emb.weight)
+
+    def embed_history(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids and (B, T) float mask -> (B, T, d) embeddings, zero on padded positions."""
+        return self.item_emb(history) * mask.unsqueeze(-1)
+
+    def interests(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) int64 item ids (0 = padding), (B, T) float mask -> (B, K, d) interest vectors."""
+        if history.ndim != 2 or history.shape != mask.shape:
+            raise ValueError(f"history and mask must both be (B, T), got {tuple(history.shape)} and {tuple(mask.shape)}")
+        return self.encode(self.embed_history(history, mask), mask)
+
+    def encode(self, his: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) history embeddings, already zero on padding, and the (B, T) mask -> (B, K, d).
+
+        Split from :meth:`interests` so that training can fetch history, target and negative rows
+        of the item table in one gather (one scatter in the backward pass)."""
+        raise NotImplementedError
+
+    def forward(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.interests(history, mask)
+
+    def item_vectors(self) -> torch.Tensor:
+        """(n_items, d): the retrieval vectors of items 1..n_items (never the padding row)."""
+        return self.item_emb.weight[1:]
+
+    def target_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        """Output-side vectors of the given item ids (the same table as the input side)."""
+        return self.item_emb(items)
+
+
+def select_interest(interests: torch.Tensor, target_vec: torch.Tensor) -> torch.Tensor:
+    """Eq. 8 (hard readout): per row, the interest with the largest inner product with the target.
+
+    The gradient flows into the chosen interest only, as with the authors' ``tf.gather``.
+    """
+    if interests.shape[1] == 1:
+        return interests[:, 0]
+    idx = torch.einsum("bkd,bd->bk", interests, target_vec).argmax(dim=1)
+    return interests[torch.arange(interests.shape[0], device=interests.device), idx]

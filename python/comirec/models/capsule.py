@@ -1,0 +1,110 @@
+"""Capsule routing models: MIND's B2I routing and ComiRec-DR's CapsNet routing.
+
+Both follow the authors' ``CapsuleNetwork``: prediction vectors ê_{j|i} (eq. 1), routing softmax over
+the K interests (eq. 3) with padded positions' couplings zeroed, squash (eq. 4), three iterations
+where the first ones see stop-gradient copies of ê (so only the last pass trains the bilinear map),
+and routing logits that never carry a gradient. Everything is batched over B, K and positions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .base import InterestModel, dense
+
+
+def squash(s: torch.Tensor) -> torch.Tensor:
+    """Eq. 4 on the last axis: short vectors shrink to ~0, long ones to just below unit length."""
+    n2 = (s * s).sum(-1, keepdim=True)
+    return s * (n2 / (1.0 + n2) / torch.sqrt(n2 + 1e-9))
+
+
+def dynamic_routing(hat: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor, iters: int) -> torch.Tensor:
+    """Algorithm 1, batched.
+
+    hat: (B, K, T, d) prediction vectors (an expanded view is fine); mask: (B, T) 0/1;
+    logits: (B, K, T) initial routing logits b. Returns the (B, K, d) interest capsules.
+    """
+    if iters < 1:
+        raise ValueError(f"routing iterations must be >= 1, got {iters}")
+    hat_iter = hat.detach()
+    m = mask.unsqueeze(1)
+    b = logits.detach()
+    # Products and sums rather than einsum: einsum lowers these to many tiny (1 x T) @ (T x d)
+    # matrix products and copies ``hat`` into their layout, slower on CPU than streaming it.
+    for it in range(iters):
+        c = (torch.softmax(b, dim=1) * m).unsqueeze(-1)  # coupling of each position over the K interests
+        if it < iters - 1:
+            v = squash((c * hat_iter).sum(2))
+            b = b + (hat_iter * v.unsqueeze(2)).sum(-1)
+        else:
+            v = squash((c * hat).sum(2))
+    return v
+
+
+class ComiRecDR(InterestModel):
+    """ComiRec-DR: CapsNet routing with a separate d x d map W per (position, interest), b = 0 at start."""
+
+    name = "comirec-dr"
+
+    def __init__(self, n_items: int, dim: int = 64, n_interests: int = 4, maxlen: int = 20, routing_iters: int = 3, **_: object) -> None:
+        super().__init__(n_items, dim, n_interests)
+        if maxlen < 1:
+            raise ValueError(f"maxlen must be >= 1, got {maxlen}")
+        self.maxlen = int(maxlen)
+        self.routing_iters = int(routing_iters)
+        # W[t] maps position t's item embedding to K prediction vectors at once: (T, d, K*d).
+        # The authors initialise it N(0, 1).
+        self.bilinear = nn.Parameter(torch.randn(self.maxlen, dim, n_interests * dim))
+
+    def encode(self, his: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, T = mask.shape
+        if T > self.maxlen:
+            raise ValueError(f"history has {T} positions but the model was built with maxlen={self.maxlen}")
+        # One batched matmul over positions: (T, B, d) @ (T, d, K*d) -> (T, B, K*d).
+        hat = torch.bmm(his.transpose(0, 1), self.bilinear[:T])
+        hat = hat.view(T, B, self.n_interests, self.dim).permute(1, 2, 0, 3)  # (B, K, T, d)
+        logits = torch.zeros(B, self.n_interests, T, device=his.device, dtype=his.dtype)
+        return dynamic_routing(hat, mask, logits, self.routing_iters)
+
+
+class MIND(InterestModel):
+    """MIND's B2I routing as in the authors' code: one shared bilinear map for all interests,
+    routing logits drawn from a truncated N(0, 1) (the shared map would otherwise make all K
+    capsules identical), and a ReLU projection of the capsules (the authors' Books setting).
+
+    In training the logits are drawn afresh for every batch (torch's global generator, so a seed
+    fixes them); in eval mode a fixed draw made at construction is used so that recommendations
+    are deterministic.
+    """
+
+    name = "mind"
+
+    def __init__(self, n_items: int, dim: int = 64, n_interests: int = 4, maxlen: int = 20, routing_iters: int = 3, mind_relu: bool = True, **_: object) -> None:
+        super().__init__(n_items, dim, n_interests)
+        self.maxlen = int(maxlen)
+        self.routing_iters = int(routing_iters)
+        self.bilinear = dense(dim, dim)
+        # tf.layers.dense(bias_initializer=None) leaves the bias on TF's default glorot initialiser.
+        bound = math.sqrt(6.0 / (2 * dim))
+        nn.init.uniform_(self.bilinear.bias, -bound, bound)
+        self.proj = dense(dim, dim) if mind_relu else None
+        self.register_buffer("eval_logits", nn.init.trunc_normal_(torch.empty(n_interests, self.maxlen), std=1.0, a=-2.0, b=2.0))
+
+    def encode(self, his: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, T = mask.shape
+        if T > self.maxlen:
+            raise ValueError(f"history has {T} positions but the model was built with maxlen={self.maxlen}")
+        hat = self.bilinear(his).unsqueeze(1).expand(B, self.n_interests, T, self.dim)
+        if self.training:
+            logits = nn.init.trunc_normal_(torch.empty(B, self.n_interests, T, device=his.device, dtype=his.dtype), std=1.0, a=-2.0, b=2.0)
+        else:
+            fixed: torch.Tensor = self.eval_logits  # type: ignore[assignment]
+            logits = fixed[:, :T].unsqueeze(0).expand(B, -1, -1).to(his.dtype)
+        caps = dynamic_routing(hat, mask, logits, self.routing_iters)
+        if self.proj is not None:
+            caps = torch.relu(self.proj(caps))
+        return caps

@@ -1,0 +1,151 @@
+"""Serving: ``Recommender.load(run_dir).recommend(histories, n=50, lam=0.0)``.
+
+A run directory is self-contained for serving: the model config, the best checkpoint, and the
+items' raw ids and categories (``items.npz``); the dataset is not needed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class UnknownItemWarning(UserWarning):
+    """Raw item ids that the model never saw were dropped from the histories."""
+
+
+class Recommendations(NamedTuple):
+    items: np.ndarray  # (B, n) or (n,): internal ids (int64, -1 = empty), or raw ids when raw=True
+    scores: np.ndarray  # same shape, float32 f(u, i) (-inf on empty slots)
+
+
+class Recommender:
+    """A trained model ready to recommend: interests -> retrieval -> aggregation."""
+
+    def __init__(self, model: Any, config: dict[str, Any], item_raw: np.ndarray, item_cat: np.ndarray,
+                 device: Any = "cpu", factory: str = "Flat") -> None:
+        from .evaluation import build_index
+
+        self.model = model.eval()
+        self.config = config
+        self.maxlen = int(config["model"]["maxlen"])
+        self.n_items = int(model.n_items)
+        self.item_raw = item_raw
+        self.item_cat = item_cat
+        self.device = device
+        self.index = build_index(model, device, factory)
+        self._raw_order: np.ndarray | None = None
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str = "cpu", factory: str = "Flat") -> "Recommender":
+        from .training import ITEMS, load_model, resolve_device
+
+        run = Path(run_dir)
+        dev = resolve_device(device)
+        model, config = load_model(run, dev)
+        if not (run / ITEMS).is_file():
+            raise ValueError(f"{run} has no {ITEMS}: not a complete comirec run directory")
+        with np.load(run / ITEMS, allow_pickle=False) as z:
+            item_raw, item_cat = z["item_raw"], z["item_cat"]
+        if item_cat.shape[0] != model.n_items + 1:
+            raise ValueError(f"{run / ITEMS} describes {item_cat.shape[0] - 1} items but the checkpoint has {model.n_items}")
+        return cls(model, config, item_raw, item_cat, dev, factory)
+
+    # -- id handling ------------------------------------------------------------------------
+
+    def raw_to_internal(self, raw: Any) -> np.ndarray:
+        """Internal ids of raw item ids; 0 where a raw id is unknown."""
+        if self._raw_order is None:
+            self._raw_order = np.argsort(self.item_raw[1:], kind="stable")
+        keys = np.asarray(raw)
+        if keys.size == 0:
+            return np.zeros(0, np.int64)
+        table = self.item_raw[1:]
+        try:
+            pos = np.searchsorted(table, keys, sorter=self._raw_order)
+        except TypeError:
+            raise TypeError(f"raw ids of type {keys.dtype} cannot be compared with the run's raw ids ({table.dtype})") from None
+        pos = np.minimum(pos, table.shape[0] - 1)
+        cand = self._raw_order[pos]
+        found = table[cand] == keys
+        return np.where(found, cand + 1, 0).astype(np.int64)
+
+    def _histories(self, histories: Any, raw: bool) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Left-aligned (B, maxlen) histories of the most recent items, and their mask."""
+        single = _is_single(histories)
+        seqs = [histories] if single else list(histories)
+        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        parts = [np.asarray(s).ravel() for s in seqs if len(s)]  # an empty list would come back float64
+        flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        if raw:
+            ids = self.raw_to_internal(flat)
+            unknown = int((ids == 0).sum())
+            if unknown:
+                warnings.warn(f"{unknown} unknown raw item id(s) ignored", UnknownItemWarning, stacklevel=3)
+        else:
+            ids = _as_ids(flat, self.n_items)
+        # Drop unknown / padding ids, then keep each history's last maxlen items (vectorised).
+        owner = np.repeat(np.arange(len(seqs)), lengths)
+        keep = ids > 0
+        ids, owner = ids[keep], owner[keep]
+        counts = np.bincount(owner, minlength=len(seqs))
+        rank_from_end = np.repeat(counts, counts) - (np.arange(ids.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)) - 1
+        recent = rank_from_end < self.maxlen
+        ids, owner, rank_from_end = ids[recent], owner[recent], rank_from_end[recent]
+        kept = np.minimum(counts, self.maxlen)
+        hist = np.zeros((len(seqs), self.maxlen), np.int64)
+        hist[owner, kept[owner] - 1 - rank_from_end] = ids
+        return hist, (hist > 0).astype(np.float32), single
+
+    # -- recommending -----------------------------------------------------------------------
+
+    def recommend(self, histories: Any, n: int = 50, lam: float = 0.0, raw: bool = False) -> Recommendations:
+        """Top-``n`` items for one history (a sequence of item ids, oldest first) or a batch
+        of them. ``raw=True``: histories hold raw item ids (unknown ones are ignored with an
+        :class:`UnknownItemWarning`) and raw ids come back (``None`` in empty slots)."""
+        import comirec
+
+        from .evaluation import check_lams, check_ns, compute_interests
+
+        (n,) = check_ns([n])
+        (lam,) = check_lams([lam])
+        hist, mask, single = self._histories(histories, raw)
+        interests = compute_interests(self.model, hist, mask, self.device)
+        cands = self.index.search(interests, n)
+        recs = comirec.aggregate(cands, self.item_cat, lam=lam, n=n)
+        items, scores = np.asarray(recs.items), np.asarray(recs.scores)
+        if raw:
+            out = self.item_raw[np.maximum(items, 0)].astype(object)
+            out[items < 0] = None
+            items = out
+        if single:
+            return Recommendations(items[0], scores[0])
+        return Recommendations(items, scores)
+
+
+def _is_single(histories: Any) -> bool:
+    if isinstance(histories, np.ndarray):
+        if histories.ndim not in (1, 2):
+            raise ValueError(f"histories must be one sequence or a batch of sequences, got an array of shape {histories.shape}")
+        return histories.ndim == 1 and histories.dtype != object
+    if isinstance(histories, (str, bytes)):
+        raise TypeError("histories must be a sequence of item ids (or of sequences), not a string")
+    seq = list(histories) if not isinstance(histories, list) else histories
+    if not seq:
+        raise ValueError("histories is empty: pass one sequence of item ids or a batch of them")
+    return np.ndim(seq[0]) == 0
+
+
+def _as_ids(seq: Any, n_items: int) -> np.ndarray:
+    ids = np.asarray(seq)
+    if ids.size == 0:
+        return np.zeros(0, np.int64)
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"internal item ids must be integers, got {ids.dtype} (pass raw=True for raw ids)")
+    ids = ids.astype(np.int64).ravel()
+    if ids.min() < 0 or ids.max() > n_items:  # 0 is padding (dropped)
+        raise ValueError(f"item ids must be in 1..{n_items} (internal ids, 0 = padding; pass raw=True for raw ids), got values in [{ids.min()}, {ids.max()}]")
+    return ids

@@ -1,0 +1,206 @@
+"""Models: shapes, masks (padding never changes the interests), routing details, readout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from comirec.models import MODEL_NAMES, MULTI_INTEREST, MostPopular, build_model, dynamic_routing, select_interest, squash  # noqa: E402
+
+N_ITEMS, B, T, D, K = 50, 6, 8, 16, 3
+TRAINABLE = [m for m in MODEL_NAMES if m != "mostpop"]
+
+
+def make_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([1, 2, 3, 5, T, T])
+    hist = torch.randint(1, N_ITEMS + 1, (B, T), generator=g)
+    mask = (torch.arange(T)[None, :] < lengths[:, None]).float()
+    return hist * mask.long(), mask
+
+
+def model(name: str, **kw: object):  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    return build_model(name, N_ITEMS, dim=D, interests=K, maxlen=T, **kw).eval()
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_shapes(name: str) -> None:
+    hist, mask = make_batch()
+    v = model(name).interests(hist, mask)
+    k = K if name in MULTI_INTEREST else 1
+    d = 1 if name == "mostpop" else D
+    assert v.shape == (B, k, d)
+    assert torch.isfinite(v).all()
+    assert model(name).item_vectors().shape == (N_ITEMS, d)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_padding_ids_never_change_interests(name: str) -> None:
+    hist, mask = make_batch()
+    m = model(name)
+    garbage = torch.randint(1, N_ITEMS + 1, hist.shape, generator=torch.Generator().manual_seed(9))
+    hist2 = torch.where(mask.bool(), hist, garbage)
+    with torch.no_grad():
+        assert torch.equal(m.interests(hist, mask), m.interests(hist2, mask))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_trailing_padding_columns_never_change_interests(name: str) -> None:
+    # The same users with histories cut to 5 columns (all their real items fit): same interests.
+    hist, mask = make_batch()
+    m = model(name)
+    keep = mask.sum(1) <= 5
+    with torch.no_grad():
+        full = m.interests(hist[keep], mask[keep])
+        short = m.interests(hist[keep][:, :5], mask[keep][:, :5])
+    torch.testing.assert_close(full, short, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_rows_are_independent(name: str) -> None:
+    hist, mask = make_batch()
+    m = model(name)
+    with torch.no_grad():
+        together = m.interests(hist, mask)
+        alone = torch.cat([m.interests(hist[i : i + 1], mask[i : i + 1]) for i in range(B)])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_history_of_one_repeated_item_gives_that_item() -> None:
+    # SA's attention sums to 1 over real positions and the positional embedding enters the
+    # attention only: every interest is exactly the item's embedding, whatever the length.
+    hist, mask = make_batch()
+    hist = (mask * 7).long()
+    for name in ("comirec-sa",):
+        m = model(name)
+        with torch.no_grad():
+            m.pos_emb.normal_()
+            v = m.interests(hist, mask)
+        expect = m.item_emb.weight[7].expand(B, K, D)
+        torch.testing.assert_close(v, expect)
+    m = model("youtube-dnn")
+    with torch.no_grad():
+        torch.testing.assert_close(m.interests(hist, mask)[:, 0], m.proj(m.item_emb.weight[7]).expand(B, D))
+
+
+def test_gru_state_is_taken_at_the_true_length() -> None:
+    hist, mask = make_batch()
+    m = model("gru4rec")
+    with torch.no_grad():
+        v = m.interests(hist, mask)[:, 0]
+        for i in range(B):
+            n = int(mask[i].sum())
+            _, h = m.gru(m.item_emb(hist[i : i + 1, :n]))
+            torch.testing.assert_close(v[i], h[0, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_squash_length() -> None:
+    s = torch.randn(10, 4, 16) * torch.logspace(-2, 2, 10)[:, None, None]
+    n = s.norm(dim=-1)
+    torch.testing.assert_close(squash(s).norm(dim=-1), n**2 / (1 + n**2), rtol=1e-4, atol=1e-7)
+    assert torch.equal(squash(torch.zeros(2, 3)), torch.zeros(2, 3))
+
+
+def test_one_routing_iteration_is_a_uniform_coupling() -> None:
+    hat = torch.randn(2, K, T, D)
+    mask = torch.ones(2, T)
+    mask[1, 4:] = 0
+    v = dynamic_routing(hat, mask, torch.zeros(2, K, T), iters=1)
+    expect = squash((hat * mask[:, None, :, None]).sum(2) / K)
+    torch.testing.assert_close(v, expect)
+
+
+def test_routing_gradient_flows_through_the_last_pass_only() -> None:
+    # With the couplings of the earlier iterations stop-gradient'ed, the output is linear in
+    # hat through s = sum_t c_t hat_t with c constant: d<v, g>/d hat_t is c_t times one vector.
+    hat = torch.randn(1, K, T, D, requires_grad=True)
+    mask = torch.ones(1, T)
+    mask[0, 6:] = 0
+    v = dynamic_routing(hat, mask, torch.zeros(1, K, T), iters=3)
+    (v * torch.randn_like(v)).sum().backward()
+    g = hat.grad[0]  # (K, T, D)
+    assert torch.equal(g[:, 6:], torch.zeros_like(g[:, 6:]))  # padded positions: no gradient
+    for k in range(K):
+        ratios = g[k, :6] / g[k, :6].norm(dim=-1, keepdim=True)
+        torch.testing.assert_close(ratios, ratios[:1].expand_as(ratios), rtol=1e-4, atol=1e-5)
+
+
+def test_comirec_dr_uses_a_map_per_position_and_interest() -> None:
+    m = model("comirec-dr")
+    assert m.bilinear.shape == (T, D, K * D)
+    hist, mask = make_batch()
+    with torch.no_grad():
+        before = m.interests(hist, mask)
+        m.bilinear[T - 1].normal_()  # only users with a full history see position T-1
+        after = m.interests(hist, mask)
+    full = mask.sum(1) == T
+    assert torch.equal(before[~full], after[~full])
+    assert not torch.allclose(before[full], after[full])
+
+
+def test_mind_random_logits_in_training_fixed_in_eval() -> None:
+    m = model("mind")
+    hist, mask = make_batch()
+    with torch.no_grad():
+        a, b = m.interests(hist, mask), m.interests(hist, mask)
+        assert torch.equal(a, b)
+        m.train()
+        torch.manual_seed(1)
+        c = m.interests(hist, mask)
+        torch.manual_seed(1)
+        d = m.interests(hist, mask)
+        e = m.interests(hist, mask)
+    assert torch.equal(c, d)
+    assert not torch.equal(d, e)
+    assert (a >= 0).all()  # the ReLU projection (authors' Books setting)
+    assert (model("mind", mind_relu=False).interests(hist, mask) < 0).any()
+
+
+def test_select_interest_picks_the_best_matching_interest() -> None:
+    v = torch.randn(5, K, D)
+    t = torch.randn(5, D)
+    picked = select_interest(v, t)
+    best = torch.einsum("bkd,bd->bk", v, t).argmax(1)
+    torch.testing.assert_close(picked, v[torch.arange(5), best])
+    assert torch.equal(select_interest(v[:, :1], t), v[:, 0])
+
+
+def test_one_table_for_input_and_output() -> None:
+    for name in TRAINABLE:
+        m = model(name)
+        assert m.item_vectors().data_ptr() == m.item_emb.weight[1:].data_ptr()
+
+
+def test_mostpop_counts_training_users_only() -> None:
+    indptr = np.array([0, 3, 5, 9])
+    items = np.array([1, 2, 2, 3, 3, 4, 4, 4, 4], dtype=np.int32)
+    m = MostPopular(4).fit_sequences(indptr, items, np.array([0, 1]))
+    np.testing.assert_array_equal(m.item_vectors()[:, 0].numpy(), [1, 2, 2, 0])
+    hist, mask = make_batch()
+    assert m.interests(hist[:, :1].clamp(max=4), mask[:, :1]).shape == (B, 1, 1)
+    with pytest.raises(ValueError, match="counts"):
+        m.fit_counts(np.zeros(3))
+
+
+def test_build_model_errors() -> None:
+    with pytest.raises(ValueError, match="unknown model 'sasrec'.*comirec-sa"):
+        build_model("sasrec", 10)
+    with pytest.raises(ValueError, match="interests"):
+        build_model("comirec-sa", 10, interests=0)
+    with pytest.raises(ValueError, match="n_items"):
+        build_model("comirec-sa", 0)
+    m = model("comirec-sa")
+    with pytest.raises(ValueError, match="maxlen"):
+        m.interests(torch.ones(2, T + 1, dtype=torch.long), torch.ones(2, T + 1))
+    with pytest.raises(ValueError, match="history and mask"):
+        m.interests(torch.ones(2, T, dtype=torch.long), torch.ones(2, T - 1))
+
+
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_empty_history_is_finite(name: str) -> None:
+    m = model(name)
+    v = m.interests(torch.zeros(2, T, dtype=torch.long), torch.zeros(2, T))
+    assert torch.isfinite(v).all()

@@ -1,0 +1,50 @@
+"""Sanity: on synthetic users with planted category interests, ComiRec-SA recovers them.
+
+Each synthetic user draws events from 2-3 latent categories. After a short training run, each
+interest's top-10 items should mostly share one category (purity), that category should be one
+the user's history shows (a planted one), and a user with several planted categories should get
+interests pointing at distinct ones. An untrained model is the control: it must fail the same
+checks, so the test can fail.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _models_helpers import make_synth, quick_train  # noqa: E402
+
+from comirec.data import eval_batches  # noqa: E402
+from comirec.evaluation import build_index  # noqa: E402
+from comirec.models import build_model  # noqa: E402
+from comirec.training import load_model  # noqa: E402
+
+
+def interest_categories(model, ds, maxlen: int = 12, top: int = 10) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    model.eval()
+    eb = next(iter(eval_batches(ds.indptr, ds.items, users=ds.users("test"), maxlen=maxlen, batch_size=100_000)))
+    with torch.no_grad():
+        v = model.interests(torch.from_numpy(eb.history), torch.from_numpy(eb.mask))
+    cats = ds.item_cat[build_index(model).search(v, top).items]  # (B, K, top)
+    dominant = np.array([[np.bincount(c).argmax() for c in user] for user in cats])  # (B, K)
+    purity = float(np.mean(cats == dominant[:, :, None]))
+    planted = [set(ds.item_cat[h[h > 0]].tolist()) for h in eb.history]
+    in_planted = float(np.mean([[d in p for d in row] for row, p in zip(dominant, planted)]))
+    multi = [i for i, p in enumerate(planted) if len(p) >= 2]
+    distinct = np.array([len(set(dominant[i].tolist()) & planted[i]) for i in multi])
+    return {"purity": purity, "in_planted": in_planted, "distinct_ge2": float(np.mean(distinct >= 2)), "users": len(multi)}
+
+
+def test_comirec_sa_recovers_planted_interests(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ds = make_synth(tmp_path / "synth", users=3000)
+    run = quick_train(ds.path, tmp_path / "run", dataset=ds, max_steps=300, eval_every=100, batch_size=128)
+    trained = interest_categories(load_model(run)[0], ds)
+    torch.manual_seed(0)
+    control = interest_categories(build_model("comirec-sa", ds.n_items, dim=16, interests=4, maxlen=12), ds)
+    assert trained["users"] >= 50
+    # Measured (seed 0): trained 0.91 / 0.89 / 0.84, untrained 0.37 / 0.42 / 0.04.
+    assert trained["purity"] > 0.7 and control["purity"] < 0.55, (trained, control)
+    assert trained["in_planted"] > 0.75 and control["in_planted"] < 0.6, (trained, control)
+    assert trained["distinct_ge2"] > 0.6 and control["distinct_ge2"] < 0.3, (trained, control)

@@ -1,0 +1,143 @@
+"""Serving: Recommender.load(run).recommend(...) round-trips with evaluation; raw ids; errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _models_helpers import make_synth, quick_train  # noqa: E402
+
+import comirec  # noqa: E402
+from comirec.serving import Recommender, UnknownItemWarning  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("serve")
+    ds = make_synth(root / "synth")
+    run = quick_train(ds.path, root / "run", dataset=ds, max_steps=40)
+    return ds, run, Recommender.load(run)
+
+
+def user_history(ds, u: int, maxlen: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    seq = ds.items[ds.indptr[u] : ds.indptr[u + 1]]
+    return np.asarray(seq[: int(0.8 * len(seq))][-maxlen:], dtype=np.int64)
+
+
+def test_recommend_matches_brute_force(served) -> None:  # type: ignore[no-untyped-def]
+    ds, _run, rec = served
+    users = ds.users("test")[:5]
+    hists = [user_history(ds, u, rec.maxlen) for u in users]
+    out = rec.recommend(hists, n=30)
+    assert out.items.shape == out.scores.shape == (5, 30)
+    items = rec.model.item_vectors().detach().numpy()
+    for j, h in enumerate(hists):
+        with torch.no_grad():
+            v = rec.model.interests(torch.from_numpy(h)[None], torch.ones(1, len(h)))[0].numpy()
+        f = (v @ items.T).max(0)
+        order = np.argsort(-f, kind="stable")[:30] + 1
+        assert set(out.items[j].tolist()) == set(order.tolist())
+        np.testing.assert_allclose(out.scores[j], np.sort(f)[::-1][:30], rtol=1e-5, atol=1e-6)
+    one = rec.recommend(hists[0], n=30)  # a single history: 1-D results
+    assert one.items.shape == (30,)
+    np.testing.assert_array_equal(one.items, out.items[0])
+
+
+def test_long_histories_keep_the_most_recent_items(served) -> None:  # type: ignore[no-untyped-def]
+    ds, _run, rec = served
+    h = np.arange(1, 3 * rec.maxlen + 1)
+    np.testing.assert_array_equal(rec.recommend(h, n=10).items, rec.recommend(h[-rec.maxlen :], n=10).items)
+    padded = np.zeros((2, 50), np.int64)  # a 2-D batch: 0 is padding
+    padded[0, :3] = [5, 6, 7]
+    padded[1, :1] = [9]
+    out = rec.recommend(padded, n=10)
+    np.testing.assert_array_equal(out.items[0], rec.recommend([5, 6, 7], n=10).items)
+    np.testing.assert_array_equal(out.items[1], rec.recommend([9], n=10).items)
+
+
+def test_lambda_raises_category_diversity(served) -> None:  # type: ignore[no-untyped-def]
+    ds, _run, rec = served
+    hists = [user_history(ds, u, rec.maxlen) for u in ds.users("test")[:30]]
+
+    def n_cats(lam: float) -> float:
+        items = rec.recommend(hists, n=20, lam=lam).items
+        return float(np.mean([len(set(ds.item_cat[row[row > 0]].tolist())) for row in items]))
+
+    assert n_cats(0.0) < n_cats(float("inf"))
+
+
+def test_raw_ids_round_trip(served) -> None:  # type: ignore[no-untyped-def]
+    ds, _run, rec = served
+    h = user_history(ds, int(ds.users("test")[0]), rec.maxlen)
+    internal = rec.recommend(h, n=10)
+    raw = rec.recommend(ds.item_raw[h].tolist(), n=10, raw=True)
+    assert raw.items.tolist() == ds.item_raw[internal.items].tolist()
+    np.testing.assert_array_equal(raw.scores, internal.scores)
+    unknown = [10**12, *ds.item_raw[h].tolist(), 10**12 + 1]
+    with pytest.warns(UnknownItemWarning, match="2 unknown raw item id"):
+        again = rec.recommend(unknown, n=10, raw=True)
+    assert again.items.tolist() == raw.items.tolist()
+    with pytest.warns(UnknownItemWarning, match="1 unknown"):
+        empty = rec.recommend([[10**12]], n=5, raw=True)  # nothing known: still an answer
+    assert empty.items.shape == (1, 5)
+
+
+def test_bad_input(served, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ds, run, rec = served
+    with pytest.raises(ValueError, match="n .*>= 1"):
+        rec.recommend([1, 2], n=0)
+    with pytest.raises(ValueError, match="lam"):
+        rec.recommend([1, 2], lam=-1.0)
+    with pytest.raises(ValueError, match=f"1..{ds.n_items}"):
+        rec.recommend([1, ds.n_items + 1])
+    with pytest.raises(TypeError, match="raw=True"):
+        rec.recommend([1.5, 2.0])
+    with pytest.raises(ValueError, match="empty"):
+        rec.recommend([])
+    with pytest.raises(ValueError, match="not a comirec run directory"):
+        Recommender.load(tmp_path)
+    (tmp_path / "copy").mkdir()
+    for f in ("config.json", "best.pt"):
+        (tmp_path / "copy" / f).write_bytes((run / f).read_bytes())
+    with pytest.raises(ValueError, match="items.npz"):
+        Recommender.load(tmp_path / "copy")
+
+
+def test_lazy_public_attribute_and_light_import() -> None:
+    assert comirec.Recommender is Recommender
+    code = "import sys, comirec; assert 'torch' not in sys.modules and 'faiss' not in sys.modules, sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _tiny_recommender(maxlen: int = 5, n_items: int = 30) -> Recommender:
+    from comirec.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("comirec-sa", n_items, dim=8, interests=2, maxlen=maxlen)
+    raw = np.array([-1, *range(1000, 1000 + n_items)], dtype=np.int64)
+    cats = np.array([-1, *(i % 3 for i in range(n_items))], dtype=np.int32)
+    return Recommender(model, {"model": {"maxlen": maxlen}}, raw, cats)
+
+
+def test_history_packing_matches_a_plain_loop() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    rec = _tiny_recommender()
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.lists(st.integers(0, 30), max_size=9), min_size=1, max_size=6))
+    def check(histories: list[list[int]]) -> None:
+        hist, mask, single = rec._histories(histories, raw=False)
+        assert not single
+        for row, m, h in zip(hist, mask, histories):
+            kept = [i for i in h if i > 0][-rec.maxlen :]  # 0 is padding: dropped
+            assert row.tolist() == kept + [0] * (rec.maxlen - len(kept))
+            assert m.tolist() == [1.0] * len(kept) + [0.0] * (rec.maxlen - len(kept))
+
+    check()

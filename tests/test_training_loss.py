@@ -1,0 +1,125 @@
+"""The sampled softmax loss against dense-softmax computations on a tiny catalogue, and its sampler."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from comirec.losses import LogUniformSampler, Negatives, SampledSoftmaxLoss, full_softmax_loss, make_loss  # noqa: E402
+
+N, D, B = 40, 8, 16
+
+
+def setup(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    weight = torch.randn(N + 1, D, generator=g, dtype=torch.float64)
+    user = torch.randn(B, D, generator=g, dtype=torch.float64)
+    target = torch.randint(1, N + 1, (B,), generator=g)
+    return user, target, weight
+
+
+def dense_sampled_loss(user, target, weight, neg_ids, log_q):  # type: ignore[no-untyped-def]
+    """The same loss written on the dense (B, N) logit matrix with a membership mask."""
+    logits = user @ weight[1:].T - log_q[None, :]  # log_q: (N,) for every item
+    member = torch.zeros(B, N, dtype=torch.bool)
+    member[:, neg_ids - 1] = True
+    member[torch.arange(B), target - 1] = True  # the true class, and no duplicate of it
+    masked = logits.masked_fill(~member, -math.inf)
+    return (torch.logsumexp(masked, 1) - logits[torch.arange(B), target - 1]).mean()
+
+
+def test_sampled_loss_equals_dense_masked_softmax() -> None:
+    user, target, weight = setup()
+    loss_fn = SampledSoftmaxLoss(N, num_sampled=12)
+    neg = loss_fn.draw(np.random.default_rng(3))
+    assert neg.ids.unique().numel() == 12
+    w = weight[torch.cat([target, neg.ids])]
+    got = loss_fn.loss(user, target, w[:B], neg, w[B:])
+    log_q = loss_fn.sampler.log_expected_count(torch.arange(1, N + 1), neg.num_tries)
+    torch.testing.assert_close(neg.log_q.double(), log_q[neg.ids - 1].float().double())
+    expect = dense_sampled_loss(user, target, weight, neg.ids, log_q)
+    torch.testing.assert_close(got, expect, rtol=1e-6, atol=1e-6)  # neg.log_q is float32
+    # forward() (its own gather) draws the same negatives from the same generator state
+    again = loss_fn(user, target, weight, rng=np.random.default_rng(3))
+    torch.testing.assert_close(again, got)
+
+
+def test_accidental_hits_are_removed() -> None:
+    user, target, weight = setup()
+    loss_fn = SampledSoftmaxLoss(N, num_sampled=5)
+    ids = torch.tensor([3, 9, 17, 20, 33])
+    target = target.clone()
+    target[0] = 9  # row 0's target is among the negatives: that negative must not count for row 0
+    neg = Negatives(ids, 30, torch.from_numpy(loss_fn.sampler.log_expected_count(ids.numpy(), 30)))
+    w = weight[torch.cat([target, ids])]
+    got = loss_fn.loss(user, target, w[:B], neg, w[B:])
+    log_q = loss_fn.sampler.log_expected_count(torch.arange(1, N + 1), 30)
+    torch.testing.assert_close(got, dense_sampled_loss(user, target, weight, ids, log_q))
+    kept = SampledSoftmaxLoss(N, num_sampled=5, remove_accidental_hits=False).loss(user, target, w[:B], neg, w[B:])
+    assert kept > got
+
+
+def test_sampled_loss_with_the_whole_catalogue_is_the_full_softmax() -> None:
+    user, target, weight = setup()
+    loss_fn = SampledSoftmaxLoss(N, num_sampled=N)
+    assert loss_fn.exact
+    full = torch.nn.functional.cross_entropy(user @ weight[1:].T, target - 1)
+    torch.testing.assert_close(loss_fn(user, target, weight), full)
+    torch.testing.assert_close(full_softmax_loss(user, target, weight), full)
+    torch.testing.assert_close(make_loss("full", N, 1)(user, target, weight), full)
+    with pytest.raises(ValueError, match="unknown loss"):
+        make_loss("bpr", N, 1)
+
+
+def test_log_uniform_probabilities() -> None:
+    s = LogUniformSampler(N)
+    p = s.prob(torch.arange(1, N + 1))
+    torch.testing.assert_close(p.sum(), torch.tensor(1.0, dtype=torch.float64))
+    assert (p[:-1] > p[1:]).all()  # frequency-ranked ids: id 1 is the most likely
+    draws = s.draw(200_000, np.random.default_rng(0))
+    assert draws.min() >= 1 and draws.max() <= N  # never the padding id 0
+    freq = np.bincount(draws, minlength=N + 1)[1:] / draws.size
+    np.testing.assert_allclose(freq, p.numpy(), atol=3e-3, rtol=0.05)
+    np.testing.assert_allclose(s.prob(np.arange(1, N + 1)), p.numpy())
+
+
+def test_unique_sampling_and_expected_counts() -> None:
+    s = LogUniformSampler(N)
+    rng = np.random.default_rng(1)
+    hits = np.zeros(N + 1)
+    q = np.zeros(N + 1)
+    runs = 3000
+    for _ in range(runs):
+        ids, tries = s.sample_unique(10, rng)
+        assert ids.size == 10 and np.unique(ids).size == 10 and tries >= 10
+        hits[ids] += 1
+        q[1:] += np.exp(s.log_expected_count(np.arange(1, N + 1), tries))
+    # TF's Q(i) = 1 - (1 - p_i)^num_tries approximates the inclusion probability of each id.
+    np.testing.assert_allclose(hits[1:] / runs, q[1:] / runs, atol=0.03, rtol=0.1)
+
+
+def test_sampler_errors() -> None:
+    with pytest.raises(ValueError, match="num_sampled"):
+        LogUniformSampler(10).sample_unique(10, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="num_sampled"):
+        SampledSoftmaxLoss(10, 0)
+
+
+def test_sampled_softmax_training_lowers_the_full_softmax_loss() -> None:
+    # A consistency check: descending the sampled loss descends the true objective.
+    user, target, weight = setup()
+    user = user.float().requires_grad_(True)
+    weight = weight.float().requires_grad_(True)
+    loss_fn = SampledSoftmaxLoss(N, num_sampled=10)
+    opt = torch.optim.Adam([user, weight], lr=0.05)
+    rng = np.random.default_rng(0)
+    start = float(full_softmax_loss(user, target, weight).detach())
+    for _ in range(200):
+        opt.zero_grad()
+        loss_fn(user, target, weight, rng=rng).backward()
+        opt.step()
+    assert float(full_softmax_loss(user, target, weight).detach()) < 0.5 * start
