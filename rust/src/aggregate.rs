@@ -18,6 +18,7 @@ use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
 
+use crate::buffer::zeroed;
 use crate::error::{CoreError, Result};
 use crate::merge::{top_n_user, CandidateView, MergeCursor, MergeScratch, MAX_ROWS};
 use crate::parallel::{use_pool, USERS_PER_TASK};
@@ -90,8 +91,8 @@ pub fn aggregate<I: Id, C: Id>(
     let total = users
         .checked_mul(n)
         .ok_or_else(|| CoreError::argument("n", "n * batch size to fit in memory", n))?;
-    let mut out_items = vec![0_i64; total];
-    let mut out_scores = vec![0_f32; total];
+    let mut out_items = zeroed::<i64>(total);
+    let mut out_scores = zeroed::<f32>(total);
     let (k, slots) = (cands.interests, cands.slots);
 
     let run_task = |sc: &mut Scratch, task: usize, oi: &mut [i64], os: &mut [f32]| -> Result<()> {

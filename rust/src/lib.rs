@@ -5,6 +5,7 @@
 //! the `python` feature, which maturin enables.
 
 pub mod aggregate;
+mod buffer;
 pub mod error;
 pub mod merge;
 pub mod metrics;

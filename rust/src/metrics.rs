@@ -20,6 +20,7 @@
 
 use rayon::prelude::*;
 
+use crate::buffer::zeroed;
 use crate::error::{CoreError, Result};
 use crate::parallel::{use_pool, USERS_PER_TASK};
 use crate::table::IdMap;
@@ -175,7 +176,7 @@ pub fn metrics<R: Id, T: Id, C: Id>(
         .max()
         .unwrap_or(0);
     let disc = Discounts::new(kmax.max(max_targets));
-    let mut values = vec![0.0_f64; x.users * cols];
+    let mut values = zeroed::<f64>(x.users * cols);
 
     let run_task = |sc: &mut Scratch, task: usize, out: &mut [f64]| -> Result<()> {
         let u0 = task * USERS_PER_TASK;
