@@ -167,6 +167,18 @@ type ItemsAndScores<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>
 
 /// items (B,K,N) int32|int64, scores (B,K,N) float32, cats 1-D int32|int64 or None (allowed at
 /// lam = 0), lam >= 0 or inf, n >= 1 -> (items (B,n) int64, scores (B,n) float32).
+/// The optional item -> category table of `aggregate` and `metrics`.
+fn categories<'py>(cats: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Ints<'py, Ix1>>> {
+    cats.map(|c| {
+        ints::<Ix1>(
+            c,
+            "cats",
+            "a 1-D int32 or int64 array (item id -> category)",
+        )
+    })
+    .transpose()
+}
+
 #[pyfunction]
 #[pyo3(signature = (items, scores, cats, lam, n))]
 fn aggregate<'py>(
@@ -181,15 +193,7 @@ fn aggregate<'py>(
     let scores_arr = scores
         .extract::<PyReadonlyArray<'py, f32, Ix3>>()
         .map_err(|_| dtype_error("scores", "a 3-D float32 array (B, K, N)", scores))?;
-    let cats = cats
-        .map(|c| {
-            ints::<Ix1>(
-                c,
-                "cats",
-                "a 1-D int32 or int64 array (item id -> category)",
-            )
-        })
-        .transpose()?;
+    let cats = categories(cats)?;
     let lam = Lambda::new(lam)?;
     let n = positive(n, "n", "a positive number of items per user")?;
     let shape = items.shape();
@@ -238,15 +242,7 @@ fn metrics<'py>(
         .extract::<PyReadonlyArray<'py, i64, Ix1>>()
         .map_err(|_| dtype_error("targets", "an int64 indptr (B + 1,)", indptr))?;
     let targets = ints::<Ix1>(target_items, "targets", "1-D int32 or int64 target items")?;
-    let cats = cats
-        .map(|c| {
-            ints::<Ix1>(
-                c,
-                "cats",
-                "a 1-D int32 or int64 array (item id -> category)",
-            )
-        })
-        .transpose()?;
+    let cats = categories(cats)?;
     let ks = ks
         .into_iter()
         .map(|k| positive(k, "ks", "positive cut-offs"))
