@@ -87,6 +87,26 @@ def test_raw_ids_round_trip(served) -> None:  # type: ignore[no-untyped-def]
     assert empty.items.shape == (1, 5)
 
 
+def test_cold_histories_get_the_most_popular_items(served) -> None:  # type: ignore[no-untyped-def]
+    ds, _run, rec = served
+    h = user_history(ds, int(ds.users("test")[0]), rec.maxlen)
+    warm = rec.recommend(h, n=10, lam=0.1)
+    out = rec.recommend([h, [], h], n=10, lam=0.1)  # an empty history inside a batch
+    # ids are ranked by descending frequency: the most popular items are 1..n
+    freq = np.bincount(ds.items, minlength=rec.n_items + 1)[1:]
+    assert np.all(np.diff(freq) <= 0)
+    assert out.items[1].tolist() == list(range(1, 11))
+    assert np.isnan(out.scores[1]).all()
+    for row in (0, 2):  # the other users are not affected
+        assert out.items[row].tolist() == warm.items.tolist()
+        np.testing.assert_array_equal(out.scores[row], warm.scores)
+    with pytest.warns(UnknownItemWarning):
+        raw = rec.recommend([[10**12]], n=rec.n_items + 3, raw=True)  # n beyond the catalogue
+    assert raw.items[0, : rec.n_items].tolist() == ds.item_raw[1:].tolist()
+    assert raw.items[0, rec.n_items :].tolist() == [None] * 3
+    assert np.isneginf(raw.scores[0, rec.n_items :]).all()
+
+
 def test_bad_input(served, tmp_path) -> None:  # type: ignore[no-untyped-def]
     ds, run, rec = served
     with pytest.raises(ValueError, match="n .*>= 1"):

@@ -19,7 +19,7 @@ class UnknownItemWarning(UserWarning):
 
 class Recommendations(NamedTuple):
     items: np.ndarray  # (B, n) or (n,): internal ids (int64, -1 = empty), or raw ids when raw=True
-    scores: np.ndarray  # same shape, float32 f(u, i) (-inf on empty slots)
+    scores: np.ndarray  # same shape, float32 f(u, i) (-inf on empty slots, NaN for a cold history)
 
 
 class Recommender:
@@ -105,7 +105,11 @@ class Recommender:
     def recommend(self, histories: Any, n: int = 50, lam: float = 0.0, raw: bool = False) -> Recommendations:
         """Top-``n`` items for one history (a sequence of item ids, oldest first) or a batch
         of them. ``raw=True``: histories hold raw item ids (unknown ones are ignored with an
-        :class:`UnknownItemWarning`) and raw ids come back (``None`` in empty slots)."""
+        :class:`UnknownItemWarning`) and raw ids come back (``None`` in empty slots).
+
+        A history with no known item (empty, or only unknown raw ids) has no interests to
+        compute: it gets the ``n`` most popular items (ids are ranked by frequency, so ids
+        1..n), with NaN scores to mark the fallback, whatever ``lam``."""
         import comirec
 
         from .evaluation import check_lams, check_ns, compute_interests
@@ -117,6 +121,14 @@ class Recommender:
         cands = self.index.search(interests, n)
         recs = comirec.aggregate(cands, self.item_cat, lam=lam, n=n)
         items, scores = np.asarray(recs.items), np.asarray(recs.scores)
+        cold = mask[:, 0] == 0  # histories are left-aligned: no first item, no item at all
+        if cold.any():
+            top = min(n, self.n_items)
+            items, scores = items.copy(), scores.copy()
+            items[cold] = -1
+            items[cold, :top] = np.arange(1, top + 1)
+            scores[cold] = np.float32(np.nan)
+            scores[cold, top:] = -np.inf
         if raw:
             out = self.item_raw[np.maximum(items, 0)].astype(object)
             out[items < 0] = None
