@@ -8,7 +8,7 @@ per-batch metric sums are accumulated, never per-user Python objects.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -75,6 +75,40 @@ def build_index(model: "InterestModel", device: Any = "cpu", factory: str = "Fla
     return ItemIndex(vectors, factory=factory, device=str(device))
 
 
+def _per_user_batches(
+    model: "InterestModel",
+    dataset: Any,
+    users: np.ndarray,
+    ns: tuple[int, ...],
+    lams: tuple[float, ...],
+    protocols: tuple[str, ...],
+    maxlen: int,
+    batch_size: int,
+    device: Any,
+    index: ItemIndex,
+) -> Iterator[tuple[int, float, str, dict[str, np.ndarray]]]:
+    """The evaluation path, batch by batch: per batch of users, one retrieval at the largest N,
+    then for each (n, λ, protocol) the per-user metric arrays, yielded as
+    ``(n, λ, protocol, {metric: array})``. The model must be in eval mode."""
+    import comirec
+    from comirec.data import eval_batches
+
+    cats = dataset.item_cat
+    nmax = max(ns)
+    for eb in eval_batches(dataset.indptr, dataset.items, users=users, maxlen=maxlen, batch_size=batch_size):
+        if len(eb.users) == 0:
+            continue
+        cands = index.search(compute_interests(model, eb.history, eb.mask, device), nmax)
+        targets = (eb.target_indptr, eb.target_items)
+        for n in ns:
+            sub = (cands.items[:, :, :n], cands.scores[:, :, :n])
+            for lam in lams:
+                recs = comirec.aggregate(sub, cats, lam=lam, n=n)
+                for p in protocols:
+                    per_user = comirec.metrics(recs.items, targets, cats=cats, ks=(n,), protocol=p, per_user=True)  # type: ignore[call-overload]
+                    yield n, lam, p, per_user
+
+
 def evaluate_model(
     model: "InterestModel",
     dataset: Any,
@@ -94,9 +128,6 @@ def evaluate_model(
     """Recall / NDCG / HitRate / Diversity @ each n in ``ns`` for each λ and protocol, averaged
     over the users of ``split``. ``max_users`` evaluates the first that many users only.
     ``stderr=True`` adds ``"<metric>_se"``: the standard error of each mean over users."""
-    import comirec
-    from comirec.data import eval_batches
-
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     ns = check_ns(ns)
@@ -112,35 +143,21 @@ def evaluate_model(
         users = dataset.users(split)
         if max_users is not None:
             users = users[:max_users]
-        cats = dataset.item_cat
-        nmax = max(ns)
-        # Per (protocol, λ): metric -> [sum, users counted]. Users without targets are NaN in the
-        # core's per-user arrays and stay out of the means, as in comirec.metrics.
-        sums: dict[tuple[str, float], dict[str, list[float]]] = {(p, lam): {} for p in protocols for lam in lams}  # sum, n, sum of squares
-        count = 0
-        for eb in eval_batches(dataset.indptr, dataset.items, users=users, maxlen=maxlen, batch_size=batch_size):
-            b = len(eb.users)
-            if b == 0:
-                continue
-            cands = index.search(compute_interests(model, eb.history, eb.mask, device), nmax)
-            targets = (eb.target_indptr, eb.target_items)
-            for n in ns:
-                sub = (cands.items[:, :, :n], cands.scores[:, :, :n])
-                for lam in lams:
-                    recs = comirec.aggregate(sub, cats, lam=lam, n=n)
-                    for p in protocols:
-                        per_user = comirec.metrics(recs.items, targets, cats=cats, ks=(n,), protocol=p, per_user=True)  # type: ignore[call-overload]
-                        acc = sums[(p, lam)]
-                        for key, values in per_user.items():
-                            tot = acc.setdefault(key, [0.0, 0.0, 0.0])
-                            tot[0] += float(np.nansum(values))
-                            tot[1] += float(np.count_nonzero(~np.isnan(values)))
-                            tot[2] += float(np.nansum(np.square(values)))
-            count += b
+        if len(users) == 0:
+            raise ValueError(f"split {split!r} has no users to evaluate")
+        # Per (protocol, λ): metric -> [sum, users counted, sum of squares]. Users without
+        # targets are NaN in the core's per-user arrays and stay out of the means, as in
+        # comirec.metrics.
+        sums: dict[tuple[str, float], dict[str, list[float]]] = {(p, lam): {} for p in protocols for lam in lams}
+        for _n, lam, p, per_user in _per_user_batches(model, dataset, users, ns, lams, protocols, maxlen, batch_size, device, index):
+            acc = sums[(p, lam)]
+            for key, values in per_user.items():
+                tot = acc.setdefault(key, [0.0, 0.0, 0.0])
+                tot[0] += float(np.nansum(values))
+                tot[1] += float(np.count_nonzero(~np.isnan(values)))
+                tot[2] += float(np.nansum(np.square(values)))
     finally:
         model.train(was_training)
-    if count == 0:
-        raise ValueError(f"split {split!r} has no users to evaluate")
     report: Report = {p: {} for p in protocols}
     for (p, lam), acc in sums.items():
         out: dict[str, float] = {}
@@ -168,19 +185,13 @@ def per_user_metrics(
 ) -> dict[str, np.ndarray]:
     """Per-user metric arrays (one float64 per user of ``split``, in ``dataset.users(split)``
     order) through the same path as :func:`evaluate_model`: for paired comparisons of models."""
-    import comirec
-    from comirec.data import eval_batches
-
-    (n,), (lam,), (protocol,) = check_ns([n]), check_lams([lam]), check_protocols([protocol])
+    ns, lams, protocols = check_ns([n]), check_lams([lam]), check_protocols([protocol])
     was_training = model.training
     model.eval()
     try:
         index = build_index(model, device, factory)
         parts: dict[str, list[np.ndarray]] = {}
-        for eb in eval_batches(dataset.indptr, dataset.items, users=dataset.users(split), maxlen=maxlen, batch_size=batch_size):
-            cands = index.search(compute_interests(model, eb.history, eb.mask, device), n)
-            recs = comirec.aggregate(cands, dataset.item_cat, lam=lam, n=n)
-            got = comirec.metrics(recs.items, (eb.target_indptr, eb.target_items), cats=dataset.item_cat, ks=(n,), protocol=protocol, per_user=True)  # type: ignore[call-overload]
+        for _n, _lam, _p, got in _per_user_batches(model, dataset, dataset.users(split), ns, lams, protocols, maxlen, batch_size, device, index):
             for key, values in got.items():
                 parts.setdefault(key, []).append(np.asarray(values, dtype=np.float64))
     finally:
