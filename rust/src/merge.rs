@@ -538,30 +538,15 @@ mod tests {
     #[test]
     fn top_n_pads_and_stops_early() {
         let mut s = MergeScratch::new(1, 3);
+        let mut top = |it: &mut [i64], sc: &mut [f32]| {
+            top_n_user(&mut s, &[4_i32, 4, 2], &[0.9, 0.8, 0.7], 1, 0, it, sc).unwrap()
+        };
         let (mut it, mut sc) = ([0_i64; 4], [0_f32; 4]);
-        top_n_user(
-            &mut s,
-            &[4_i32, 4, 2],
-            &[0.9, 0.8, 0.7],
-            1,
-            0,
-            &mut it,
-            &mut sc,
-        )
-        .unwrap();
+        top(&mut it, &mut sc);
         assert_eq!(it, [4, 2, -1, -1]);
         assert_eq!(sc, [0.9, 0.7, f32::NEG_INFINITY, f32::NEG_INFINITY]);
         let (mut it, mut sc) = ([0_i64; 1], [0_f32; 1]);
-        top_n_user(
-            &mut s,
-            &[4_i32, 4, 2],
-            &[0.9, 0.8, 0.7],
-            1,
-            0,
-            &mut it,
-            &mut sc,
-        )
-        .unwrap();
+        top(&mut it, &mut sc);
         assert_eq!(it, [4]);
     }
 }
