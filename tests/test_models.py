@@ -204,3 +204,71 @@ def test_empty_history_is_finite(name: str) -> None:
     m = model(name)
     v = m.interests(torch.zeros(2, T, dtype=torch.long), torch.zeros(2, T))
     assert torch.isfinite(v).all()
+
+
+# -- options behind the defaults (docs/models.md, "Why the defaults differ from the authors'") --
+
+
+def test_right_align_moves_the_most_recent_item_to_the_last_position() -> None:
+    from comirec.models.base import right_align
+
+    hist, mask = make_batch()
+    emb = hist.unsqueeze(-1).float().expand(B, T, 2)
+    his_r, mask_r = right_align(emb, mask)
+    for b in range(B):
+        n = int(mask[b].sum())
+        assert mask_r[b].tolist() == [0.0] * (T - n) + [1.0] * n
+        assert his_r[b, T - n :, 0].tolist() == hist[b, :n].float().tolist()
+        assert (his_r[b, : T - n] == 0).all()
+
+
+@pytest.mark.parametrize("name, kw", [
+    ("comirec-dr", dict(align="right")), ("comirec-sa", dict(align="right")),
+    ("comirec-dr", dict(dr_map="interest")), ("comirec-dr", dict(dr_map="shared")), ("comirec-dr", dict(dr_init="glorot")),
+])
+def test_model_options_keep_the_padding_invariances(name: str, kw: dict) -> None:  # type: ignore[type-arg]
+    hist, mask = make_batch()
+    m = model(name, **kw)
+    garbage = torch.randint(1, N_ITEMS + 1, hist.shape, generator=torch.Generator().manual_seed(9))
+    keep = mask.sum(1) <= 5
+    with torch.no_grad():
+        v = m.interests(hist, mask)
+        assert v.shape == (B, K, D) and torch.isfinite(v).all()
+        assert torch.equal(v, m.interests(torch.where(mask.bool(), hist, garbage), mask))
+        torch.testing.assert_close(v[keep], m.interests(hist[keep][:, :5], mask[keep][:, :5]), rtol=1e-5, atol=1e-6)
+
+
+def test_right_alignment_gives_the_most_recent_item_the_same_map_whatever_the_length() -> None:
+    # The same last item (7) after zero or three older items. Right alignment: only the map of the
+    # last position is non-zero, and item 7 alone goes through it for both histories. Left
+    # alignment: only the map of position 0 is non-zero, which sees 7 in one history and 3 in the other.
+    one = (torch.tensor([[7] + [0] * (T - 1)]), torch.tensor([[1.0] + [0.0] * (T - 1)]))
+    four = (torch.tensor([[3, 4, 5, 7] + [0] * (T - 4)]), torch.tensor([[1.0] * 4 + [0.0] * (T - 4)]))
+    for align, position, same in (("right", T - 1, True), ("left", 0, False)):
+        m = model("comirec-dr", align=align)
+        with torch.no_grad():
+            m.bilinear.zero_()
+            m.bilinear[position] = torch.randn(D, K * D, generator=torch.Generator().manual_seed(1))
+            a, b = m.interests(*one), m.interests(*four)
+        assert float(a.norm()) > 0
+        assert torch.allclose(a, b, atol=1e-6) is same, align
+
+
+def test_dr_maps_per_option() -> None:
+    assert model("comirec-dr").bilinear.shape == (T, D, K * D)
+    assert model("comirec-dr", dr_map="interest").bilinear.shape == (1, D, K * D)
+    assert model("comirec-dr", dr_map="shared").bilinear.shape == (1, D, D)
+    assert float(model("comirec-dr").bilinear.detach().std()) == pytest.approx(1.0, rel=0.05)  # the authors' N(0, 1)
+    assert float(model("comirec-dr", dr_init="glorot").bilinear.detach().abs().max()) <= (6 / (D + K * D)) ** 0.5
+    with pytest.raises(ValueError, match="dr_map"):
+        model("comirec-dr", dr_map="diagonal")
+    with pytest.raises(ValueError, match="align"):
+        model("comirec-sa", align="middle")
+
+
+def test_stored_configs_without_the_new_fields_load_as_the_authors_models() -> None:
+    from comirec.config import ModelConfig
+
+    old = ModelConfig.from_stored({"model": "comirec-dr", "dim": 8, "interests": 2, "maxlen": 5, "routing_iters": 3, "mind_relu": True})
+    assert (old.dr_map, old.dr_init, old.align, old.readout) == ("position", "normal", "left", "hard")
+    assert ModelConfig.from_stored({"model": "comirec-dr", "readout": "max"}).readout == "max"

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from comirec.losses import LogUniformSampler, Negatives, SampledSoftmaxLoss, full_softmax_loss, make_loss  # noqa: E402
+from comirec.losses import LogUniformSampler, Negatives, SampledSoftmaxLoss, full_softmax_loss, make_loss, sampled_softmax_from_logits  # noqa: E402
 
 N, D, B = 40, 8, 16
 
@@ -123,3 +123,34 @@ def test_sampled_softmax_training_lowers_the_full_softmax_loss() -> None:
         loss_fn(user, target, weight, rng=rng).backward()
         opt.step()
     assert float(full_softmax_loss(user, target, weight).detach()) < 0.5 * start
+
+
+def test_max_readout_scores_each_item_by_its_best_interest() -> None:
+    from comirec.losses import full_softmax_loss
+
+    g = torch.Generator().manual_seed(3)
+    user, weight = torch.randn(5, 3, 8, generator=g), torch.randn(21, 8, generator=g)
+    target = torch.tensor([1, 4, 9, 20, 2])
+    logits = torch.stack([(user[:, k] @ weight[1:].T) for k in range(3)]).amax(0)  # (B, n_items)
+    expected = torch.nn.functional.cross_entropy(logits, target - 1)
+    torch.testing.assert_close(full_softmax_loss(user, target, weight), expected)
+    # The sampled loss with the whole catalogue as negatives is the same full softmax.
+    loss = SampledSoftmaxLoss(20, 20)
+    assert loss.exact
+    torch.testing.assert_close(loss(user, target, weight), expected)
+
+
+def test_max_readout_sampled_logits() -> None:
+    g = torch.Generator().manual_seed(4)
+    loss = SampledSoftmaxLoss(200, 30)
+    user, weight = torch.randn(4, 3, 8, generator=g), torch.randn(201, 8, generator=g)
+    target = torch.tensor([1, 50, 7, 199])
+    neg = loss.draw(np.random.default_rng(0))
+    got = loss.loss(user, target, weight[target], neg, weight[neg.ids])
+    # Per row, the K = 3 candidates' logits: the best interest for each item.
+    true = (user * weight[target].unsqueeze(1)).sum(-1).amax(1)
+    sampled = (user @ weight[neg.ids].T).amax(1)
+    hits = neg.ids.unsqueeze(0) == target.unsqueeze(1)
+    log_q_true = loss.sampler.log_expected_count(target, neg.num_tries)
+    expected = sampled_softmax_from_logits(true, sampled, log_q_true, neg.log_q, hits)
+    torch.testing.assert_close(got, expected)

@@ -87,6 +87,10 @@ def _field(default: Any, help: str, **meta: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help, **meta})
 
 
+# What runs written before these fields existed were trained with (the authors' models).
+_MODEL_FIELDS_BEFORE_DEFAULTS_CHANGED: dict[str, Any] = {"dr_map": "position", "dr_init": "normal", "align": "left", "readout": "hard"}
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The model: which one and its sizes (paper: d = 64, K = 4, 3 routing iterations)."""
@@ -97,6 +101,30 @@ class ModelConfig:
     maxlen: int = _field(20, "history length: the last maxlen items before the cut (Books 20, Taobao 50)")
     routing_iters: int = _field(3, "dynamic-routing iterations (MIND, ComiRec-DR)")
     mind_relu: bool = _field(True, "MIND: ReLU projection of the capsules (the authors' Books setting)")
+    dr_map: str = _field(
+        "position",
+        "ComiRec-DR bilinear maps: one per (position, interest) as the authors, one per interest, or one shared",
+        choices=("position", "interest", "shared"),
+    )
+    dr_init: str = _field("normal", "ComiRec-DR map initialisation: N(0,1) as the authors, or glorot-uniform", choices=("normal", "glorot"))
+    readout: str = _field(
+        "hard",
+        "multi-interest training readout: hard (eq. 8, the authors': the interest nearest the target) or max "
+        "(every item, target and negatives, scored by its best interest, as evaluation ranks)",
+        choices=("hard", "max"),
+    )
+    align: str = _field(
+        "left",
+        "ComiRec-DR/-SA history layout for position-dependent parameters: left (authors; oldest at position 0) "
+        "or right (most recent at the last position)",
+        choices=("left", "right"),
+    )
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> "ModelConfig":
+        """The config a run directory's ``config.json`` describes. Fields added after a run was
+        written take the value the model had then (the authors' settings), not today's default."""
+        return cls(**{**_MODEL_FIELDS_BEFORE_DEFAULTS_CHANGED, **stored})
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_CHOICES:

@@ -130,10 +130,17 @@ class SampledSoftmaxLoss(nn.Module):
     def loss(
         self, user: torch.Tensor, target: torch.Tensor, target_vec: torch.Tensor, neg: Negatives, neg_vec: torch.Tensor
     ) -> torch.Tensor:
-        """user (B, d), target (B,) ids, target_vec (B, d), neg_vec (S, d) rows of ``neg.ids``."""
+        """user (B, d), target (B,) ids, target_vec (B, d), neg_vec (S, d) rows of ``neg.ids``.
+
+        ``user`` may also be (B, K, d), K interests: each item's logit is then its best inner
+        product over the K interests (the "max" readout, the score evaluation merges by)."""
         log_q_true = self.sampler.log_expected_count(target, neg.num_tries)
-        true_logit = (user * target_vec).sum(-1)
-        sampled_logits = user @ neg_vec.T
+        if user.ndim == 3:
+            true_logit = torch.einsum("bkd,bd->bk", user, target_vec).amax(1)
+            sampled_logits = torch.einsum("bkd,sd->bks", user, neg_vec).amax(1)
+        else:
+            true_logit = (user * target_vec).sum(-1)
+            sampled_logits = user @ neg_vec.T
         hits = (neg.ids.unsqueeze(0) == target.unsqueeze(1)) if self.remove_accidental_hits else None
         return sampled_softmax_from_logits(true_logit, sampled_logits, log_q_true, neg.log_q, hits)
 
@@ -149,7 +156,11 @@ class SampledSoftmaxLoss(nn.Module):
 
 
 def full_softmax_loss(user: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Eq. 9-10 exactly: softmax over all real items 1..n_items (row 0 of ``weight`` excluded)."""
+    """Eq. 9-10 exactly: softmax over all real items 1..n_items (row 0 of ``weight`` excluded).
+    A (B, K, d) ``user`` scores each item by its best interest (the "max" readout)."""
+    if user.ndim == 3:
+        logits = torch.einsum("bkd,nd->bkn", user, weight[1:]).amax(1)
+        return F.cross_entropy(logits, target - 1)
     logits = user @ weight[1:].T
     return F.cross_entropy(logits, target - 1)
 

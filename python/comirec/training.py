@@ -142,6 +142,9 @@ def build_from_config(model_cfg: ModelConfig, n_items: int) -> Any:
         maxlen=model_cfg.maxlen,
         routing_iters=model_cfg.routing_iters,
         mind_relu=model_cfg.mind_relu,
+        dr_map=model_cfg.dr_map,
+        dr_init=model_cfg.dr_init,
+        align=model_cfg.align,
     )
 
 
@@ -151,7 +154,7 @@ def load_model(run: Path | str, device: Any = "cpu") -> tuple[Any, dict[str, Any
 
     run = Path(run)
     cfg = load_run_config(run)
-    model_cfg = ModelConfig(**cfg["model"])
+    model_cfg = ModelConfig.from_stored(cfg["model"])
     model = build_from_config(model_cfg, int(cfg["dataset"]["n_items"]))
     for name in (BEST, LAST):
         if (run / name).is_file():
@@ -188,8 +191,13 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-def batch_loss(model: Any, loss_fn: Any, history: Any, mask: Any, target: Any, rng: np.random.Generator) -> Any:
-    """The training loss of one batch (eqs. 8-10): interests, hard readout, (sampled) softmax.
+def batch_loss(model: Any, loss_fn: Any, history: Any, mask: Any, target: Any, rng: np.random.Generator,
+               readout: str = "hard") -> Any:
+    """The training loss of one batch (eqs. 8-10): interests, readout, (sampled) softmax.
+
+    ``readout="hard"`` is eq. 8 (the authors'): the interest nearest the target is scored against
+    the target and the negatives. ``"max"`` scores every item, target and negatives alike, by its
+    best interest: the ranking function that retrieval + merge apply at evaluation.
 
     History, target and negative rows come from the item table in a single gather, so the
     backward pass scatters into the table's gradient once."""
@@ -205,7 +213,8 @@ def batch_loss(model: Any, loss_fn: Any, history: Any, mask: Any, target: Any, r
     rows = F.embedding(torch.cat(parts), weight)
     his = rows[: B * T].view(B, T, -1) * mask.unsqueeze(-1)
     target_vec = rows[B * T : B * T + B]
-    user = select_interest(model.encode(his, mask), target_vec)
+    interests = model.encode(his, mask)
+    user = interests if readout == "max" and interests.shape[1] > 1 else select_interest(interests, target_vec)
     if neg is None:
         from .losses import full_softmax_loss
 
@@ -296,7 +305,7 @@ def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Any) -
     if cfg.resume:
         stored = load_run_config(run)
         check_same_items(stored["dataset"]["n_items"], ds, f"--resume {run}")
-        model_cfg = ModelConfig(**stored["model"])
+        model_cfg = ModelConfig.from_stored(stored["model"])
         cfg = dataclasses.replace(cfg, **{k: v for k, v in stored["train"].items() if k not in _RESUMABLE})
         state = torch.load(run / LAST, map_location="cpu", weights_only=True) if (run / LAST).is_file() else None
         return model_cfg, cfg, state
@@ -358,7 +367,7 @@ class _Trainer:
         history = torch.from_numpy(batch.history).to(self.device, non_blocking=True)
         mask = torch.from_numpy(batch.mask).to(self.device, non_blocking=True)
         target = torch.from_numpy(batch.target).to(self.device, non_blocking=True)
-        loss = batch_loss(self.model, self.loss_fn, history, mask, target, rng)
+        loss = batch_loss(self.model, self.loss_fn, history, mask, target, rng, self.model_cfg.readout)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -441,7 +450,7 @@ def cli_train(args: Any) -> int:
 
     if args.resume:
         stored = load_run_config(Path(args.out))
-        model_cfg = ModelConfig(**stored["model"])
+        model_cfg = ModelConfig.from_stored(stored["model"])
         if args.model is not None and args.model != model_cfg.model:
             raise ValueError(f"--model {args.model} does not match the run being resumed ({model_cfg.model})")
     else:

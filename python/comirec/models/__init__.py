@@ -27,6 +27,9 @@ def build_model(
     maxlen: int = 20,
     routing_iters: int = 3,
     mind_relu: bool = True,
+    dr_map: str = "position",
+    dr_init: str = "normal",
+    align: str = "left",
 ) -> InterestModel:
     """Build a model by its CLI name. Single-vector models ignore ``interests`` (K = 1)."""
     if name not in MODELS:
@@ -37,9 +40,12 @@ def build_model(
         raise ValueError(f"maxlen must be >= 1, got {maxlen}")
     if routing_iters < 1:
         raise ValueError(f"routing_iters must be >= 1, got {routing_iters}")
-    return MODELS[name](
-        n_items, dim=dim, n_interests=interests, maxlen=maxlen, routing_iters=routing_iters, mind_relu=mind_relu
-    )
+    options: dict[str, object] = {
+        "mind": dict(maxlen=maxlen, routing_iters=routing_iters, mind_relu=mind_relu),
+        "comirec-dr": dict(maxlen=maxlen, routing_iters=routing_iters, dr_map=dr_map, dr_init=dr_init, align=align),
+        "comirec-sa": dict(maxlen=maxlen, align=align),
+    }.get(name, {})
+    return MODELS[name](n_items, dim=dim, n_interests=interests, **options)
 
 
 __all__ = [

@@ -78,6 +78,30 @@ class InterestModel(nn.Module):
         return self.item_emb(items)
 
 
+ALIGNS = ("left", "right")
+
+
+def check_align(align: str) -> None:
+    if align not in ALIGNS:
+        raise ValueError(f"align must be one of {', '.join(ALIGNS)}, got {align!r}")
+
+
+def right_align(his: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each left-aligned (B, T, d) history so that its most recent item is at position T-1.
+
+    The sampler builds windows oldest first from position 0 (the authors' layout); models whose
+    parameters depend on the position (per-position maps, positional embeddings) then see the
+    most recent item at position len-1, which varies with the history length. Right alignment
+    gives position T-1 to the most recent item for every history."""
+    B, T = mask.shape
+    lengths = mask.sum(1).long()
+    shift = (T - lengths).unsqueeze(1)  # (B, 1)
+    src = (torch.arange(T, device=mask.device).unsqueeze(0) - shift) % T  # (B, T)
+    mask_r = torch.gather(mask, 1, src) * (torch.arange(T, device=mask.device).unsqueeze(0) >= shift).to(mask.dtype)
+    his_r = torch.gather(his, 1, src.unsqueeze(-1).expand(B, T, his.shape[-1])) * mask_r.unsqueeze(-1)
+    return his_r, mask_r
+
+
 def select_interest(interests: torch.Tensor, target_vec: torch.Tensor) -> torch.Tensor:
     """Eq. 8 (hard readout): per row, the interest with the largest inner product with the target.
 

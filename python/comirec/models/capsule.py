@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from .base import InterestModel, dense
+from .base import InterestModel, check_align, dense, right_align
 
 
 def squash(s: torch.Tensor) -> torch.Tensor:
@@ -45,29 +45,87 @@ def dynamic_routing(hat: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor,
     return v
 
 
+DR_MAPS = ("position", "interest", "shared")
+DR_INITS = ("normal", "glorot")
+
+
 class ComiRecDR(InterestModel):
-    """ComiRec-DR: CapsNet routing with a separate d x d map W per (position, interest), b = 0 at start."""
+    """ComiRec-DR: CapsNet routing from the history to K interest capsules.
+
+    ``dr_map`` chooses the bilinear maps ê_{j|i} = W e_i (the authors' ``bilinear_type``):
+    ``"position"`` (type 2, the authors' ComiRec-DR) a separate d x d map per (position, interest),
+    ``"interest"`` (type 1) one d x d map per interest shared by all positions, ``"shared"``
+    (type 0) one map for all, with routing logits drawn from a truncated N(0, 1) to break the
+    symmetry as the authors do for that type (fresh per batch in training, a fixed draw in eval).
+    ``dr_init``: ``"normal"`` is the authors' N(0, 1); ``"glorot"`` is TF's default
+    (glorot-uniform over d -> K*d). ``align="right"`` places the most recent item at the last
+    position before the per-position maps (the authors' windows are left-aligned, so with
+    short histories the most recent item sits at a varying position).
+    """
 
     name = "comirec-dr"
 
-    def __init__(self, n_items: int, dim: int = 64, n_interests: int = 4, maxlen: int = 20, routing_iters: int = 3, **_: object) -> None:
+    def __init__(
+        self,
+        n_items: int,
+        dim: int = 64,
+        n_interests: int = 4,
+        maxlen: int = 20,
+        routing_iters: int = 3,
+        dr_map: str = "position",
+        dr_init: str = "normal",
+        align: str = "left",
+    ) -> None:
         super().__init__(n_items, dim, n_interests)
         if maxlen < 1:
             raise ValueError(f"maxlen must be >= 1, got {maxlen}")
+        if dr_map not in DR_MAPS:
+            raise ValueError(f"dr_map must be one of {', '.join(DR_MAPS)}, got {dr_map!r}")
+        if dr_init not in DR_INITS:
+            raise ValueError(f"dr_init must be one of {', '.join(DR_INITS)}, got {dr_init!r}")
+        check_align(align)
         self.maxlen = int(maxlen)
         self.routing_iters = int(routing_iters)
-        # W[t] maps position t's item embedding to K prediction vectors at once: (T, d, K*d).
-        # The authors initialise it N(0, 1).
-        self.bilinear = nn.Parameter(torch.randn(self.maxlen, dim, n_interests * dim))
+        self.dr_map = dr_map
+        self.align = align
+        positions = self.maxlen if dr_map == "position" else 1
+        out = dim if dr_map == "shared" else n_interests * dim
+        # W[t] maps position t's item embedding to K prediction vectors at once: (T', d, K*d).
+        w = torch.empty(positions, dim, out)
+        if dr_init == "normal":
+            nn.init.normal_(w)
+        else:
+            bound = math.sqrt(6.0 / (dim + out))
+            nn.init.uniform_(w, -bound, bound)
+        self.bilinear = nn.Parameter(w)
+        if dr_map == "shared":
+            self.register_buffer("eval_logits", nn.init.trunc_normal_(torch.empty(n_interests, self.maxlen), std=1.0, a=-2.0, b=2.0))
 
     def encode(self, his: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         B, T = mask.shape
         if T > self.maxlen:
             raise ValueError(f"history has {T} positions but the model was built with maxlen={self.maxlen}")
-        # One batched matmul over positions: (T, B, d) @ (T, d, K*d) -> (T, B, K*d).
-        hat = torch.bmm(his.transpose(0, 1), self.bilinear[:T])
-        hat = hat.view(T, B, self.n_interests, self.dim).permute(1, 2, 0, 3)  # (B, K, T, d)
-        logits = torch.zeros(B, self.n_interests, T, device=his.device, dtype=his.dtype)
+        if self.align == "right":
+            his, mask = right_align(his, mask)
+        K, d = self.n_interests, self.dim
+        if self.dr_map == "position":
+            # One batched matmul over positions: (T, B, d) @ (T, d, K*d) -> (T, B, K*d).
+            # Right-aligned windows index the maps from the end: the most recent item always uses
+            # map maxlen-1, whatever the number of columns T.
+            maps = self.bilinear[self.maxlen - T :] if self.align == "right" else self.bilinear[:T]
+            hat = torch.bmm(his.transpose(0, 1), maps)
+            hat = hat.view(T, B, K, d).permute(1, 2, 0, 3)  # (B, K, T, d)
+        elif self.dr_map == "interest":
+            hat = (his @ self.bilinear[0]).view(B, T, K, d).permute(0, 2, 1, 3)
+        else:
+            hat = (his @ self.bilinear[0]).unsqueeze(1).expand(B, K, T, d)
+        if self.dr_map != "shared":
+            logits = torch.zeros(B, K, T, device=his.device, dtype=his.dtype)
+        elif self.training:
+            logits = nn.init.trunc_normal_(torch.empty(B, K, T, device=his.device, dtype=his.dtype), std=1.0, a=-2.0, b=2.0)
+        else:
+            fixed: torch.Tensor = self.eval_logits  # type: ignore[assignment]
+            logits = fixed[:, :T].unsqueeze(0).expand(B, -1, -1).to(his.dtype)
         return dynamic_routing(hat, mask, logits, self.routing_iters)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import InterestModel, dense, glorot_
+from .base import InterestModel, check_align, dense, glorot_, right_align
 
 # The authors' mask value: large and finite, so an all-padding row gives a uniform (not NaN) softmax.
 _MASKED = -(2.0**32) + 1.0
@@ -20,9 +20,11 @@ class ComiRecSA(InterestModel):
 
     name = "comirec-sa"
 
-    def __init__(self, n_items: int, dim: int = 64, n_interests: int = 4, maxlen: int = 20, **_: object) -> None:
+    def __init__(self, n_items: int, dim: int = 64, n_interests: int = 4, maxlen: int = 20, align: str = "left") -> None:
         super().__init__(n_items, dim, n_interests)
+        check_align(align)
         self.maxlen = int(maxlen)
+        self.align = align
         self.pos_emb = nn.Parameter(glorot_(torch.empty(self.maxlen, dim)))
         self.w1 = dense(dim, 4 * dim)
         self.w2 = dense(4 * dim, n_interests)
@@ -31,7 +33,10 @@ class ComiRecSA(InterestModel):
         T = mask.shape[1]
         if T > self.maxlen:
             raise ValueError(f"history has {T} positions but the model was built with maxlen={self.maxlen}")
-        x = his + self.pos_emb[:T]
+        if self.align == "right":
+            his, mask = right_align(his, mask)
+        # Right-aligned windows index the positional embedding from the end (most recent = maxlen-1).
+        x = his + (self.pos_emb[self.maxlen - T :] if self.align == "right" else self.pos_emb[:T])
         real = mask.bool()
         if bool(real.all()):
             scores = self.w2(torch.tanh(self.w1(x)))  # (B, T, K)
