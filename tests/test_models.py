@@ -129,7 +129,7 @@ def test_routing_gradient_flows_through_the_last_pass_only() -> None:
 
 
 def test_comirec_dr_uses_a_map_per_position_and_interest() -> None:
-    m = model("comirec-dr")
+    m = model("comirec-dr", dr_map="position")  # the authors' ComiRec-DR
     assert m.bilinear.shape == (T, D, K * D)
     hist, mask = make_batch()
     with torch.no_grad():
@@ -223,7 +223,7 @@ def test_right_align_moves_the_most_recent_item_to_the_last_position() -> None:
 
 
 @pytest.mark.parametrize("name, kw", [
-    ("comirec-dr", dict(align="right")), ("comirec-sa", dict(align="right")),
+    ("comirec-dr", dict(align="right")), ("comirec-dr", dict(align="right", dr_map="position")), ("comirec-sa", dict(align="right")),
     ("comirec-dr", dict(dr_map="interest")), ("comirec-dr", dict(dr_map="shared")), ("comirec-dr", dict(dr_init="glorot")),
 ])
 def test_model_options_keep_the_padding_invariances(name: str, kw: dict) -> None:  # type: ignore[type-arg]
@@ -245,7 +245,7 @@ def test_right_alignment_gives_the_most_recent_item_the_same_map_whatever_the_le
     one = (torch.tensor([[7] + [0] * (T - 1)]), torch.tensor([[1.0] + [0.0] * (T - 1)]))
     four = (torch.tensor([[3, 4, 5, 7] + [0] * (T - 4)]), torch.tensor([[1.0] * 4 + [0.0] * (T - 4)]))
     for align, position, same in (("right", T - 1, True), ("left", 0, False)):
-        m = model("comirec-dr", align=align)
+        m = model("comirec-dr", align=align, dr_map="position")
         with torch.no_grad():
             m.bilinear.zero_()
             m.bilinear[position] = torch.randn(D, K * D, generator=torch.Generator().manual_seed(1))
@@ -255,11 +255,12 @@ def test_right_alignment_gives_the_most_recent_item_the_same_map_whatever_the_le
 
 
 def test_dr_maps_per_option() -> None:
-    assert model("comirec-dr").bilinear.shape == (T, D, K * D)
+    assert model("comirec-dr", dr_map="position").bilinear.shape == (T, D, K * D)
+    assert model("comirec-dr").bilinear.shape == (1, D, D)  # the default (docs/models.md)
     assert model("comirec-dr", dr_map="interest").bilinear.shape == (1, D, K * D)
     assert model("comirec-dr", dr_map="shared").bilinear.shape == (1, D, D)
-    assert float(model("comirec-dr").bilinear.detach().std()) == pytest.approx(1.0, rel=0.05)  # the authors' N(0, 1)
-    assert float(model("comirec-dr", dr_init="glorot").bilinear.detach().abs().max()) <= (6 / (D + K * D)) ** 0.5
+    assert float(model("comirec-dr", dr_map="position").bilinear.detach().std()) == pytest.approx(1.0, rel=0.05)  # the authors' N(0, 1)
+    assert float(model("comirec-dr", dr_map="position", dr_init="glorot").bilinear.detach().abs().max()) <= (6 / (D + K * D)) ** 0.5
     with pytest.raises(ValueError, match="dr_map"):
         model("comirec-dr", dr_map="diagonal")
     with pytest.raises(ValueError, match="align"):

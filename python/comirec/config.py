@@ -102,8 +102,9 @@ class ModelConfig:
     routing_iters: int = _field(3, "dynamic-routing iterations (MIND, ComiRec-DR)")
     mind_relu: bool = _field(True, "MIND: ReLU projection of the capsules (the authors' Books setting)")
     dr_map: str = _field(
-        "position",
-        "ComiRec-DR bilinear maps: one per (position, interest) as the authors, one per interest, or one shared",
+        "shared",
+        "ComiRec-DR bilinear maps: one shared by all positions and interests (default, chosen on validation: "
+        "docs/models.md), one per interest, or one per (position, interest) as the authors",
         choices=("position", "interest", "shared"),
     )
     dr_init: str = _field("normal", "ComiRec-DR map initialisation: N(0,1) as the authors, or glorot-uniform", choices=("normal", "glorot"))

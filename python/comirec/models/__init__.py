@@ -27,7 +27,7 @@ def build_model(
     maxlen: int = 20,
     routing_iters: int = 3,
     mind_relu: bool = True,
-    dr_map: str = "position",
+    dr_map: str = "shared",
     dr_init: str = "normal",
     align: str = "left",
 ) -> InterestModel:

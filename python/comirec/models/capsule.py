@@ -72,7 +72,7 @@ class ComiRecDR(InterestModel):
         n_interests: int = 4,
         maxlen: int = 20,
         routing_iters: int = 3,
-        dr_map: str = "position",
+        dr_map: str = "shared",
         dr_init: str = "normal",
         align: str = "left",
     ) -> None:
@@ -125,7 +125,8 @@ class ComiRecDR(InterestModel):
             logits = nn.init.trunc_normal_(torch.empty(B, K, T, device=his.device, dtype=his.dtype), std=1.0, a=-2.0, b=2.0)
         else:
             fixed: torch.Tensor = self.eval_logits  # type: ignore[assignment]
-            logits = fixed[:, :T].unsqueeze(0).expand(B, -1, -1).to(his.dtype)
+            fixed = fixed[:, self.maxlen - T :] if self.align == "right" else fixed[:, :T]
+            logits = fixed.unsqueeze(0).expand(B, -1, -1).to(his.dtype)
         return dynamic_routing(hat, mask, logits, self.routing_iters)
 
 
