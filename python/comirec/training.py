@@ -235,7 +235,8 @@ def make_optimizer(model: Any, lr: float, device: Any, weight_decay: float = 0.0
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt, kw = (torch.optim.AdamW, {"weight_decay": weight_decay}) if weight_decay > 0 else (torch.optim.Adam, {})
+    opt: Any = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
+    kw: dict[str, Any] = {"weight_decay": weight_decay} if weight_decay > 0 else {}
     try:
         return opt(params, lr=lr, fused=True, **kw)
     except RuntimeError:  # a device without the fused kernel

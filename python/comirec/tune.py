@@ -164,7 +164,6 @@ def tune(model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, *
     trial's run is evaluated on the test users (once) and the result stored in ``best.json``."""
     optuna = _import_optuna()
     from .data import load_prepared
-    from .training import METRICS, VALID_METRIC
 
     say = log or (lambda text: print(text, file=sys.stderr))
     out = Path(train_cfg.out)
@@ -176,7 +175,18 @@ def tune(model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, *
     ds = dataset if dataset is not None else load_prepared(train_cfg.data)
     out.mkdir(parents=True, exist_ok=True)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial of our own instead
+    try:
+        return _search(optuna, model_cfg, train_cfg, tune_cfg, space, ds, out, evaluate_test, say)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _search(optuna: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, space: list[Param], ds: Any,
+            out: Path, evaluate_test: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    from .training import METRICS, VALID_METRIC
+
     storage = f"sqlite:///{(out / STUDY_DB).resolve()}"
     study = optuna.create_study(
         study_name=f"comirec-{model_cfg.model}", storage=storage, direction="maximize",
