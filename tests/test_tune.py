@@ -213,3 +213,21 @@ def test_dropout_is_never_silently_ignored() -> None:
     with pytest.raises(ValueError, match=f"dropout: model {without[0]} takes no dropout"):
         build_from_config(ModelConfig(model=without[0], dropout=0.2), 10)
     assert build_from_config(ModelConfig(model=without[0], dropout=0.0), 10) is not None
+
+
+def test_dropout_reaches_a_model_that_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import comirec.models
+    from comirec.training import build_from_config
+
+    class WithDropout(comirec.models.YouTubeDNN):
+        def __init__(self, n_items: int, dim: int = 64, dropout: float = 0.0, **kw: Any) -> None:
+            super().__init__(n_items, dim=dim, **kw)
+            self.dropout_rate = dropout
+
+    def builder(name: str, n_items: int, **kw: Any) -> Any:
+        return comirec.models.MODELS[name](n_items, **kw)
+
+    monkeypatch.setitem(comirec.models.MODELS, "youtube-dnn", WithDropout)
+    monkeypatch.setattr(comirec.models, "build_model", builder)
+    assert "dropout" in {p.name for p in comirec.tune.search_space("youtube-dnn")}
+    assert build_from_config(ModelConfig(model="youtube-dnn", dim=8, dropout=0.3), 10).dropout_rate == 0.3

@@ -146,15 +146,23 @@ def build_from_config(model_cfg: ModelConfig, n_items: int) -> Any:
     )
 
 
-def _dropout_kwargs(model_cfg: ModelConfig) -> dict[str, Any]:
-    """``dropout`` goes to the model only when set, and only to a model that takes it (never silently ignored)."""
-    if not model_cfg.dropout:
-        return {}
+def model_takes_dropout(name: str) -> bool:
+    """The model's class names ``dropout`` in its constructor (its ``**kwargs`` do not count) and
+    ``build_model`` passes it on."""
     import inspect
 
     from .models import MODELS, build_model
 
-    if not all("dropout" in inspect.signature(f).parameters for f in (build_model, MODELS[model_cfg.model].__init__)):
+    builder = inspect.signature(build_model).parameters.values()
+    passes = any(p.name == "dropout" or p.kind is inspect.Parameter.VAR_KEYWORD for p in builder)
+    return passes and "dropout" in inspect.signature(MODELS[name].__init__).parameters
+
+
+def _dropout_kwargs(model_cfg: ModelConfig) -> dict[str, Any]:
+    """``dropout`` goes to the model only when set, and only to a model that takes it (never silently ignored)."""
+    if not model_cfg.dropout:
+        return {}
+    if not model_takes_dropout(model_cfg.model):
         raise ValueError(f"dropout: model {model_cfg.model} takes no dropout (use --dropout 0)")
     return {"dropout": model_cfg.dropout}
 

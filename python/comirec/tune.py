@@ -66,9 +66,9 @@ def _multi_interest(model: str) -> bool:
 
 
 def _takes_dropout(model: str) -> bool:
-    from .models import build_model
+    from .training import model_takes_dropout
 
-    return takes(model, "dropout") and "dropout" in inspect.signature(build_model).parameters
+    return model_takes_dropout(model)
 
 
 #: The search space. A field is searched only if it exists in ModelConfig/TrainConfig and applies.
