@@ -53,6 +53,20 @@ def _reproduce_options(p: argparse.ArgumentParser) -> None:
     add_arguments(p, ReproduceConfig)
 
 
+@command("tune", "search hyper-parameters on the validation users (Optuna); evaluate the chosen run on test once", "comirec.tune:cli_tune")
+def _tune_options(p: argparse.ArgumentParser) -> None:
+    from comirec.config import ModelConfig, TrainConfig, TuneConfig, add_arguments
+
+    add_arguments(p, ModelConfig)
+    add_arguments(p, TrainConfig, skip=("resume",))
+    add_arguments(p, TuneConfig)
+    for action in p._actions:
+        if action.dest == "out":
+            action.help = "study directory to create: study.db, best.json, trials/NNN (one run per trial)"
+        elif action.dest == "max_minutes":
+            action.help = "wall-clock cap of one trial in minutes (default 0: the search's remaining time)"
+
+
 @command("demo", "aggregate + metrics on generated candidates: the λ accuracy/diversity trade-off", "comirec.demo:main")
 def _demo_options(p: argparse.ArgumentParser) -> None:
     from comirec.config import DemoConfig, add_arguments

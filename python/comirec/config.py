@@ -120,6 +120,7 @@ class ModelConfig:
         "or right (most recent at the last position)",
         choices=("left", "right"),
     )
+    dropout: float = _field(0.0, "dropout rate, for the models that take one (0 = none)")
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> "ModelConfig":
@@ -133,6 +134,8 @@ class ModelConfig:
         for name in ("dim", "interests", "maxlen", "routing_iters"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +148,7 @@ class TrainConfig:
     max_minutes: float = _field(0.0, "wall-clock budget in minutes for training, evaluations included (0 = none)")
     batch_size: int = _field(128, "training batch size (Books 128, Taobao 256)")
     lr: float = _field(1e-3, "Adam learning rate")
+    weight_decay: float = _field(0.0, "decoupled weight decay (AdamW; 0 = plain Adam, the authors' optimiser)")
     loss: str = _field("sampled", "sampled softmax (the paper) or full softmax (small catalogues)", choices=("sampled", "full"))
     neg_factor: int = _field(10, "sampled negatives per batch row: num_sampled = neg_factor x batch_size")
     min_hist: int = _field(4, "smallest history before a training cut (the authors use 4)")
@@ -169,6 +173,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not self.max_minutes >= 0:
             raise ValueError(f"max_minutes must be >= 0, got {self.max_minutes}")
 
@@ -226,7 +232,11 @@ class ReproduceConfig:
     lr: float = _field(1e-3, "Adam learning rate")
     eval_every: int = _field(500, "validate every this many steps")
     patience: int = _field(5, "early stop after this many validations without gain")
-    seed: int = _field(19, "random seed (the same for every model)")
+    seed: int = _field(19, "random seed (the same for every model); with --seeds S: seed, seed+1, ..., seed+S-1")
+    seeds: int = _field(1, "train every model with this many seeds: Table 3 cells become mean ± sd over seeds "
+                           "(each seed run counts as one run in --budget-minutes; Table 4 uses the first seed)")
+    tune_minutes: float = _field(0.0, "before the final runs, tune each learned model for this many minutes on the "
+                                      "validation users (comirec tune) and train it with the chosen configuration (0 = no tuning)")
     device: str = _field("auto", "auto, cpu, cuda or cuda:N")
     threads: int = _field(0, "torch CPU threads (0 = auto: 1 on <= 2 cores or a busy machine, else one per core)")
     progress: bool = _field(True, "show progress bars")
@@ -234,6 +244,10 @@ class ReproduceConfig:
     def __post_init__(self) -> None:
         if not self.budget_minutes >= 0:
             raise ValueError(f"budget_minutes must be >= 0, got {self.budget_minutes}")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
+        if not self.tune_minutes >= 0:
+            raise ValueError(f"tune_minutes must be >= 0, got {self.tune_minutes}")
         for name in ("max_steps", "batch_size", "maxlen", "interests", "dim", "eval_every", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -243,6 +257,26 @@ class ReproduceConfig:
         for k in self.table4_k:
             if k < 1:
                 raise ValueError(f"table4_k: K must be >= 1, got {k}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneConfig:
+    """``comirec tune``: the search itself; the ModelConfig/TrainConfig options are the fixed base of every trial."""
+
+    minutes: float = _field(10.0, "wall-clock budget of the whole search in minutes (trials stop there; the test "
+                                  "evaluation of the chosen trial comes after)")
+    trials: int = _field(0, "at most this many trials (0 = as many as --minutes allows)")
+    params: str = _field("auto", "comma-separated fields to search (interests, lr, dim, weight_decay, dropout, maxlen, "
+                                 "routing_iters, mind_relu, ...); auto = every one that applies to the model")
+    prune_startup: int = _field(2, "never prune before this many trials have finished")
+    prune_warmup: int = _field(2, "never prune a trial before its this-many-th validation")
+
+    def __post_init__(self) -> None:
+        if not self.minutes > 0:
+            raise ValueError(f"minutes must be > 0, got {self.minutes}")
+        for name in ("trials", "prune_startup", "prune_warmup"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 # -- comirec demo (python/comirec/demo.py) --
