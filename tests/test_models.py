@@ -273,3 +273,13 @@ def test_stored_configs_without_the_new_fields_load_as_the_authors_models() -> N
     old = ModelConfig.from_stored({"model": "comirec-dr", "dim": 8, "interests": 2, "maxlen": 5, "routing_iters": 3, "mind_relu": True})
     assert (old.dr_map, old.dr_init, old.align, old.readout) == ("position", "normal", "left", "hard")
     assert ModelConfig.from_stored({"model": "comirec-dr", "readout": "max"}).readout == "max"
+
+
+def test_readout_auto_is_max_for_comirec_sa_only() -> None:
+    from comirec.config import ModelConfig
+
+    assert ModelConfig(model="comirec-sa").training_readout == "max"
+    assert ModelConfig(model="comirec-dr").training_readout == "hard"
+    assert ModelConfig(model="mind").training_readout == "hard"
+    assert ModelConfig(model="comirec-sa", readout="hard").training_readout == "hard"
+    assert ModelConfig.from_stored({"model": "comirec-sa"}).training_readout == "hard"  # runs written before

@@ -109,10 +109,11 @@ class ModelConfig:
     )
     dr_init: str = _field("normal", "ComiRec-DR map initialisation: N(0,1) as the authors, or glorot-uniform", choices=("normal", "glorot"))
     readout: str = _field(
-        "hard",
-        "multi-interest training readout: hard (eq. 8, the authors': the interest nearest the target) or max "
-        "(every item, target and negatives, scored by its best interest, as evaluation ranks)",
-        choices=("hard", "max"),
+        "auto",
+        "multi-interest training readout: hard (eq. 8, the authors': the interest nearest the target), max "
+        "(every item, target and negatives, scored by its best interest, as evaluation ranks), or auto: max for "
+        "ComiRec-SA (chosen on validation: docs/models.md), hard for MIND and ComiRec-DR",
+        choices=("auto", "hard", "max"),
     )
     align: str = _field(
         "left",
@@ -121,6 +122,13 @@ class ModelConfig:
         choices=("left", "right"),
     )
     dropout: float = _field(0.0, "dropout rate, for the models that take one (0 = none)")
+
+    @property
+    def training_readout(self) -> str:
+        """``readout`` with ``auto`` resolved for this model."""
+        if self.readout != "auto":
+            return self.readout
+        return "max" if self.model == "comirec-sa" else "hard"
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> "ModelConfig":

@@ -403,7 +403,7 @@ class _Trainer:
         history = torch.from_numpy(batch.history).to(self.device, non_blocking=True)
         mask = torch.from_numpy(batch.mask).to(self.device, non_blocking=True)
         target = torch.from_numpy(batch.target).to(self.device, non_blocking=True)
-        loss = batch_loss(self.model, self.loss_fn, history, mask, target, rng, self.model_cfg.readout)
+        loss = batch_loss(self.model, self.loss_fn, history, mask, target, rng, self.model_cfg.training_readout)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
