@@ -27,6 +27,7 @@ def best_scores(items: Sequence[Sequence[int]], scores: Sequence[Sequence[float]
     """f(u, i) = the max over the candidate slots holding i of their score (eq. 11).
 
     ``items`` / ``scores`` are one user's K rows of N slots; slots with item < 0 are empty.
+    -0.0 and 0.0 are one score: f is +0.0 then (Python's ``max`` would keep whichever came first).
     """
     f: dict[int, float] = {}
     for row_items, row_scores in zip(items, scores):
@@ -36,7 +37,7 @@ def best_scores(items: Sequence[Sequence[int]], scores: Sequence[Sequence[float]
             if not math.isfinite(s):
                 raise ValueError(f"scores: expected finite scores for non-empty slots, got {s} for item {i}")
             f[i] = max(f.get(i, -math.inf), s)
-    return f
+    return {i: v + 0.0 for i, v in f.items()}
 
 
 def category(cats: Sequence[int], i: int) -> int:
