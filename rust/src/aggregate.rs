@@ -109,7 +109,7 @@ pub fn aggregate<I: Id, C: Id>(
         expected: "an n whose (B, n) output fits in memory (n beyond the K·N candidates only \
                    pads with item -1)",
     };
-    let total = users.checked_mul(n).unwrap_or(usize::MAX);
+    let total = users.saturating_mul(n);
     let mut out_items = try_zeroed::<i64>(total, &sizing)?;
     let mut out_scores = try_zeroed::<f32>(total, &sizing)?;
     let check = cats.map(|c| CatsCheck::choose(c, users.saturating_mul(k * slots)));

@@ -188,7 +188,7 @@ pub fn metrics<R: Id, T: Id, C: Id>(
         what: &what,
         expected: "fewer cut-offs (or a smaller batch)",
     };
-    let mut values = try_zeroed::<f64>(users.checked_mul(cols).unwrap_or(usize::MAX), &sizing)?;
+    let mut values = try_zeroed::<f64>(users.saturating_mul(cols), &sizing)?;
 
     let run_task = |sc: &mut Scratch, task: usize, out: &mut [f64]| -> Result<()> {
         let u0 = task * USERS_PER_TASK;

@@ -272,7 +272,7 @@ fn batch_buffers(rows: usize, maxlen: usize, arg: &'static str) -> Result<(Vec<i
         let expected = format!("a positive integer, at most {}", isize::MAX as usize / 8);
         return Err(CoreError::argument("maxlen", expected, maxlen)); // numpy's limit per row
     }
-    let cells = rows.checked_mul(maxlen).unwrap_or(usize::MAX);
+    let cells = rows.saturating_mul(maxlen);
     Ok((
         try_with_capacity(cells, &sizing)?,
         try_with_capacity(cells, &sizing)?,
