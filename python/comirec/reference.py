@@ -40,9 +40,10 @@ def best_scores(items: Sequence[Sequence[int]], scores: Sequence[Sequence[float]
     return {i: v + 0.0 for i, v in f.items()}
 
 
-def category(cats: Sequence[int], i: int) -> int:
+def category(cats: Sequence[int], i: int, arg: str = "items") -> int:
+    """cats[i], checked; ``arg`` names the array the item came from."""
     if not 0 <= i < len(cats):
-        raise ValueError(f"items: item id {i} is beyond the category table `cats` of length {len(cats)}")
+        raise ValueError(f"{arg}: item id {i} is beyond the category table `cats` of length {len(cats)}")
     if cats[i] < 0:
         raise ValueError(f"cats: item {i} has category {cats[i]}; expected categories >= 0")
     return cats[i]
@@ -152,11 +153,13 @@ def comirec_protocol(R: list[int], T: list[int]) -> tuple[float, float, float]:
 
 
 def diversity(R: list[int], cats: Sequence[int]) -> float:
-    """Share of pairs a < b of the items R whose categories differ (0 for fewer than 2 items)."""
+    """Share of pairs a < b of the items R whose categories differ (0 for fewer than 2 items).
+    Every item's category is checked, however few there are (the outcome must not depend on k)."""
     m = len(R)
+    cat = [category(cats, i, "recs") for i in R]
     if m < 2:
         return 0.0
-    differ = sum(category(cats, a) != category(cats, b) for a, b in itertools.combinations(R, 2))
+    differ = sum(a != b for a, b in itertools.combinations(cat, 2))
     return differ / (m * (m - 1) / 2)
 
 
