@@ -229,3 +229,41 @@ def test_nan_in_an_empty_slot_is_ignored() -> None:
     items = np.array([[[1, -1]]])
     scores = np.array([[[0.5, np.nan]]], dtype=np.float32)
     assert comirec.aggregate((items, scores), None, 0.0, n=1).items.tolist() == [[1]]
+
+
+def test_every_candidate_is_checked_against_cats_whatever_n_and_the_scores() -> None:
+    # issue 9, item 6: item 9 is beyond a table of 5 however few items are picked
+    items = np.array([[[1, 9]]])
+    for scores in ([[[0.9, 0.1]]], [[[0.1, 0.9]]]):
+        for n in (1, 2, 5):
+            cands = (items, np.array(scores, np.float32))
+            with pytest.raises(ValueError, match=r"^items: item id 9 .* beyond the category table"):
+                comirec.aggregate(cands, np.zeros(5, np.int64), 1.0, n)
+            with pytest.raises(ValueError, match=r"^items: "):
+                reference.aggregate(cands, np.zeros(5, np.int64), 1.0, n)
+            assert comirec.aggregate(cands, np.zeros(5, np.int64), 0.0, n).items[0, 0] in (1, 9)  # λ = 0: not read
+    # a table longer than the batch's candidates, with a negative category on the last candidate
+    cats = np.zeros(100, np.int64)
+    cats[7] = -3
+    cands = (np.array([[[1, 2, 7]]]), np.array([[[0.9, 0.5, 0.1]]], np.float32))
+    for n in (1, 3):
+        with pytest.raises(ValueError, match=r"^cats: item 7 has category -3"):
+            comirec.aggregate(cands, cats, math.inf, n)
+    # ... which matters only for candidates; item 0 is no candidate while cats[0] < 0
+    cats[7], cats[50] = 0, -1
+    assert comirec.aggregate(cands, cats, 0.5, 1).items.tolist() == [[1]]
+    cats[0] = -1
+    with pytest.raises(ValueError, match=r"^cats: item 0 has category -1"):
+        comirec.aggregate((np.array([[[1, 0]]]), np.array([[[0.9, 0.1]]], np.float32)), cats[:3], 0.5, 1)
+
+
+def test_negative_zero_scores_come_back_as_positive_zero() -> None:
+    # Documented choice (issue 9, item 11): -0.0 and 0.0 are one score, f is +0.0 (the reference agrees).
+    items = np.array([[[3, 5], [5, 8]]])
+    for lam in (0.0, 0.5):
+        scores = np.array([[[-0.0, -0.0], [0.0, -1.0]]], np.float32)
+        got = comirec.aggregate((items, scores), np.zeros(9, np.int64), lam, 4)
+        want = reference.aggregate((items, scores), np.zeros(9, np.int64), lam, 4)
+        assert got.items.tolist() == want.items.tolist() == [[3, 5, 8, -1]]  # 3 and 5 tie: smaller id first
+        assert not np.signbit(got.scores[0, :2]).any()
+        np.testing.assert_array_equal(got.scores.view(np.int32), want.scores.view(np.int32))  # bit for bit

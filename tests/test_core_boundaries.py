@@ -80,3 +80,68 @@ def test_forked_child_does_not_deadlock() -> None:
     # and the parent's pool still works
     again = comirec.aggregate((items, scores), cats, 0.1, n=30)
     np.testing.assert_array_equal(again.items, want.items)
+
+
+def _isolated(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter: an abort there fails the test instead of killing pytest."""
+    return subprocess.run(
+        [sys.executable, "-c", "import numpy as np, comirec\nfrom comirec import _core\n" + code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env},
+    )
+
+
+ONE = "(np.ones((1, 1, 1), np.int64), np.ones((1, 1, 1), np.float32))"
+EMPTY = "(np.ones((0, 1, 1), np.int64), np.ones((0, 1, 1), np.float32))"
+SAMPLER = "ip = np.array([0, 5, 11], np.int64); it = np.arange(11, dtype=np.int32); tb = np.array([0, 5, 0, 5, 11, 1], np.int64)\n"
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "arg"),
+    [
+        # the (B, n) output cannot be had: MemoryError naming n, before any work (issue 9, item 1)
+        (f"comirec.aggregate({ONE}, None, 0, 10**12)", "MemoryError", "n"),
+        (f"comirec.aggregate({ONE}, np.zeros(2, np.int64), 0.5, 10**12)", "MemoryError", "n"),
+        ("comirec.aggregate((np.ones((1000, 1, 1), np.int64), np.ones((1000, 1, 1), np.float32)), None, 0, 10**9)",
+         "MemoryError", "n"),
+        # beyond what numpy can describe, even for an empty batch
+        (f"comirec.aggregate({ONE}, None, 0, 2**62)", "ValueError", "n"),
+        (f"comirec.aggregate({EMPTY}, None, 0, 2**62)", "ValueError", "n"),
+        # metrics: a per-user table of B x len(ks) x 3 values
+        ("comirec.metrics(np.ones((10**6, 1), np.int64), (np.arange(10**6 + 1), np.ones(10**6, np.int64)), ks=[1] * 10**5)",
+         "MemoryError", "ks"),
+        # the sampler's batches (the facade bounds batch_size * maxlen; the core checks too)
+        (SAMPLER + "_core.sampler_train_batch(it, tb, 2**40, 20, 1, 0, 0, True)", "MemoryError", "batch_size"),
+        (SAMPLER + "_core.sampler_train_batch(it, tb, 2, 2**40, 1, 0, 0, True)", "MemoryError", "batch_size"),
+        (SAMPLER + "_core.sampler_eval_batch(ip, it, np.array([0, 1]), 2**40)", "MemoryError", "maxlen"),
+        (SAMPLER + "_core.sampler_eval_batch(ip, it, np.zeros(0, np.int64), 2**62)", "ValueError", "maxlen"),
+    ],
+)
+def test_sizes_that_cannot_be_allocated_raise_naming_the_argument(call: str, exc: str, arg: str) -> None:
+    code = f"try:\n    {call.replace(chr(10), chr(10) + '    ')}\nexcept {exc} as e:\n    print('RAISED', e)\n"
+    proc = _isolated(code)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+    assert proc.stdout.startswith(f"RAISED {arg}: "), proc.stdout + proc.stderr
+
+
+def test_a_large_n_with_few_candidates_needs_no_scratch_of_size_n() -> None:
+    # the output is (1, 3_000_000); the greedy's scratch stays sized by the K·N = 2 candidates
+    items, scores = np.array([[[4, 2]]]), np.array([[[0.5, 0.25]]], np.float32)
+    out = comirec.aggregate((items, scores), np.array([0, 0, 1, 0, 2]), 0.5, n=3_000_000)
+    assert out.items.shape == (1, 3_000_000)
+    assert out.items[0, :2].tolist() == [4, 2] and (out.items[0, 2:] == -1).all()
+    assert np.isneginf(out.scores[0, 2:]).all()
+
+
+def test_a_caught_panic_prints_nothing_even_with_rust_backtrace() -> None:
+    code = "try:\n    _core._panic_for_test()\nexcept RuntimeError as e:\n    print(str(e))\n"
+    for setting in ("0", "1", "full"):
+        proc = _isolated(code, RUST_BACKTRACE=setting)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == "", f"RUST_BACKTRACE={setting} printed: {proc.stderr[:2000]}"
+        assert proc.stdout.startswith("internal error in comirec's core (please report it): deliberate panic")
+        assert "(at " in proc.stdout  # where it happened: in the message
+        if setting != "0":
+            assert "Rust backtrace:" in proc.stdout  # and the backtrace too, only there

@@ -226,3 +226,65 @@ def test_bad_input_raises_naming_the_argument(change: dict, exc: type, arg: str)
     kwargs.update(change)
     with pytest.raises(exc, match=rf"^{arg}: "):
         comirec.metrics(**kwargs)  # type: ignore[arg-type]
+
+
+def test_an_empty_target_list_is_an_empty_integer_array() -> None:
+    # issue 9, item 7: np.asarray([]) is float64; it must not make the targets floats
+    recs = np.array([[1, 2, 3, 4], [4, 5, 6, 7]])
+    want = reference.metrics(recs, [[], [4]], ks=(4,))
+    assert want["recall@4"] == 1.0
+    for targets in (
+        [[], [4]],
+        [np.array([]), np.array([4], np.int32)],
+        [[], np.array([4], np.uint64)],
+        (np.array([0, 0, 1]), np.array([4])),
+        (np.array([0, 0, 1]), [4]),
+    ):
+        assert comirec.metrics(recs, targets, ks=(4,)) == want
+    nobody = comirec.metrics(recs, [[], []], ks=(4,), per_user=True)
+    assert np.isnan(nobody["recall@4"]).all()
+    assert comirec.metrics(recs, (np.array([0, 0, 0]), []), ks=(4,)).keys() == want.keys()
+    with pytest.raises(TypeError, match="^targets: "):
+        comirec.metrics(recs, [[], [4.0]], ks=(4,))  # a non-empty float list is still refused
+
+
+def _fibonacci_colliding_ids(count: int) -> np.ndarray:
+    """Ids that all share one slot of a hash table hashed by ``id * C >> shift`` (the unkeyed
+    Fibonacci hash metrics used): the multiples of C's inverse mod 2**64, as an attacker would pick."""
+    c = 0x9E3779B97F4A7C15
+    inv = pow(c, -1, 2**64)
+    ids = []
+    j = 1
+    while len(ids) < count:
+        x = j * inv % 2**64
+        if x < 2**63:
+            ids.append(x)
+        j += 1
+    return np.array(ids, dtype=np.int64)
+
+
+@pytest.mark.parametrize("protocol", ["standard", "comirec"])
+def test_colliding_ids_cost_about_as_much_as_random_ones(protocol: str) -> None:
+    # issue 9, item 10: a ratio in one process, not a wall-clock limit
+    import time
+
+    count = 32_768
+    chosen = _fibonacci_colliding_ids(count)
+    random = np.random.default_rng(0).integers(0, 2**62, count)
+
+    def cost(ids: np.ndarray) -> float:
+        if protocol == "standard":  # long target lists go through the hash set
+            args = (np.array([[1]]), [ids])
+        else:  # long recommendation lists do
+            args = (ids[None, :], [ids[:10]])
+        ks = (args[0].shape[1],)
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            comirec.metrics(*args, ks=ks, protocol=protocol)
+            times.append(time.perf_counter() - t0)
+        return sorted(times)[1]
+
+    cost(random)  # warm up
+    ratio = cost(chosen) / cost(random)
+    assert ratio < 20, f"colliding ids took {ratio:.0f}x the time of random ones"

@@ -4,7 +4,9 @@ Inputs are coerced here once — dtype (int32/int64 ids kept as they are, other 
 widened, float64 scores rounded to float32), C-contiguity, dimensionality — so the Rust side can
 trust them; the values themselves (NaN scores, item ids beyond the category table, bad CSR
 pointers, ``lam``, ``n``, ``ks``) are checked in Rust while it works. Every error is a
-``ValueError`` or ``TypeError`` whose message starts with the argument's name.
+``ValueError`` or ``TypeError`` whose message starts with the argument's name, or a
+``MemoryError`` (also naming it) when an output sized by an argument (``n``, ``ks``) cannot be
+allocated; that is checked before allocating, so the interpreter never aborts.
 
 The behaviour is specified by :mod:`comirec.reference` (plain Python, same results).
 """
@@ -114,14 +116,21 @@ def aggregate(
         cands: ``Candidates(items, scores)`` or a pair; items ``(B, K, N)`` any integer dtype
             (-1 = empty slot), scores ``(B, K, N)`` float32 (float64 is rounded). Rows sorted by
             score descending (as retrieval returns them) take the fast path; any order is correct.
-        cats: item id -> category (1-D integer array), needed when ``lam > 0``. Checked for the
-            items looked up: ids within the table, categories >= 0 (``cats[0]``, the padding id's
-            entry, may be -1). Not read at ``lam = 0``.
+        cats: item id -> category (1-D integer array), needed when ``lam > 0``. Then every
+            non-empty candidate is checked, whatever ``n`` and the scores: ids within the table,
+            categories >= 0 (``cats[0]``, the padding id's entry, may be -1 while item 0 is no
+            candidate). Not read at ``lam = 0``.
         lam: diversity factor, >= 0; ``float('inf')`` allowed.
         n: items per user (>= 1). Users with fewer distinct candidates are padded with item -1.
+            The output is ``(B, n)`` as asked, so an ``n`` beyond the K·N candidates only adds
+            padding; where that output cannot be allocated the call raises ``MemoryError``
+            naming ``n`` before any work (n above 2**60 - 1, beyond what numpy can describe even
+            for B = 0, is a ``ValueError``).
 
     Returns:
-        ``Candidates(items (B, n) int64, scores (B, n) float32)``.
+        ``Candidates(items (B, n) int64, scores (B, n) float32)``. A score of -0.0 comes back as
+        +0.0: -0.0 and 0.0 are one score for f and for the ranking (IEEE equality), and the sign
+        would otherwise depend on the order of the slots.
     """
     if isinstance(cands, (str, bytes)) or not isinstance(cands, Sequence) or len(cands) != 2:
         raise TypeError("cands: expected Candidates(items, scores) or a pair (items, scores)")
@@ -143,13 +152,24 @@ def _targets(targets: Any, users: int) -> tuple[npt.NDArray[np.int64], npt.NDArr
         raise TypeError("targets: expected a CSR pair (indptr, items) or a list of 1-D arrays (one per user)")
     if len(targets) != users:
         raise ValueError(f"targets: expected one target array per row of recs ({users}), got {len(targets)}")
-    rows = [np.asarray(t) for t in targets]
+    rows = [_target_row(t) for t in targets]
     if any(r.ndim != 1 for r in rows):
         raise ValueError("targets: expected a list of 1-D arrays of item ids")
+    if any(r.dtype.kind == "u" and r.dtype.itemsize == 8 for r in rows):  # uint64 + int64 -> float64
+        rows = [_ids(r, "targets", 1, "of target items") for r in rows]
     indptr = np.zeros(users + 1, dtype=np.int64)
     np.cumsum([r.size for r in rows], out=indptr[1:])
     flat = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     return indptr, _ids(flat, "targets", 1, "of target items")
+
+
+def _target_row(t: Any) -> npt.NDArray[Any]:
+    """One user's targets; an empty list is an empty int64 array (``np.asarray([])`` is
+    float64, which would turn the concatenated targets into floats)."""
+    a = np.asarray(t)
+    if a.size == 0 and a.dtype.kind not in "iu":
+        return np.zeros(a.shape, dtype=np.int64)
+    return a
 
 
 def _ks(ks: Any) -> list[int]:
@@ -192,8 +212,8 @@ def metrics(
     Args:
         recs: ``(B, n)`` ranked item ids, any integer dtype; negative = empty slot.
         targets: the ground truth, a CSR pair ``(indptr, items)`` (indptr ``(B + 1,)``) or a list
-            of B 1-D arrays. Targets may repeat (they count once in "standard", per occurrence in
-            "comirec").
+            of B 1-D arrays (``[]`` for a user without targets). Targets may repeat (they count
+            once in "standard", per occurrence in "comirec").
         cats: item id -> category, for Diversity@k (checked for the recommended items).
         ks: cut-offs, each in ``1..n``.
         protocol: ``"standard"`` (SPEC §6; ranx agrees) or ``"comirec"`` (the authors'

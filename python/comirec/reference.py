@@ -27,6 +27,7 @@ def best_scores(items: Sequence[Sequence[int]], scores: Sequence[Sequence[float]
     """f(u, i) = the max over the candidate slots holding i of their score (eq. 11).
 
     ``items`` / ``scores`` are one user's K rows of N slots; slots with item < 0 are empty.
+    -0.0 and 0.0 are one score: f is +0.0 then (Python's ``max`` would keep whichever came first).
     """
     f: dict[int, float] = {}
     for row_items, row_scores in zip(items, scores):
@@ -36,12 +37,13 @@ def best_scores(items: Sequence[Sequence[int]], scores: Sequence[Sequence[float]
             if not math.isfinite(s):
                 raise ValueError(f"scores: expected finite scores for non-empty slots, got {s} for item {i}")
             f[i] = max(f.get(i, -math.inf), s)
-    return f
+    return {i: v + 0.0 for i, v in f.items()}
 
 
-def category(cats: Sequence[int], i: int) -> int:
+def category(cats: Sequence[int], i: int, arg: str = "items") -> int:
+    """cats[i], checked; ``arg`` names the array the item came from."""
     if not 0 <= i < len(cats):
-        raise ValueError(f"items: item id {i} is beyond the category table `cats` of length {len(cats)}")
+        raise ValueError(f"{arg}: item id {i} is beyond the category table `cats` of length {len(cats)}")
     if cats[i] < 0:
         raise ValueError(f"cats: item {i} has category {cats[i]}; expected categories >= 0")
     return cats[i]
@@ -151,11 +153,13 @@ def comirec_protocol(R: list[int], T: list[int]) -> tuple[float, float, float]:
 
 
 def diversity(R: list[int], cats: Sequence[int]) -> float:
-    """Share of pairs a < b of the items R whose categories differ (0 for fewer than 2 items)."""
+    """Share of pairs a < b of the items R whose categories differ (0 for fewer than 2 items).
+    Every item's category is checked, however few there are (the outcome must not depend on k)."""
     m = len(R)
+    cat = [category(cats, i, "recs") for i in R]
     if m < 2:
         return 0.0
-    differ = sum(category(cats, a) != category(cats, b) for a, b in itertools.combinations(R, 2))
+    differ = sum(a != b for a, b in itertools.combinations(cat, 2))
     return differ / (m * (m - 1) / 2)
 
 

@@ -8,17 +8,19 @@
 //! of f + λ·(|S| − c) is monotone in f. Per pick we therefore compare one head per class:
 //! class 0 (categories not yet picked) is the next item of the merge whose category has no pick,
 //! classes c ≥ 1 are small heaps; a pick moves its category up one class. No O(n·K·N) scan, and
-//! the merge is consumed lazily (see `greedy_user`): only the candidates it reaches are validated
-//! against `cats`, typically a little more than n of the K·N with uniformly spread categories, most
-//! of them when each interest's list is one category. (The categories of each row's first
-//! candidates, as deep as the previous user needed, are read ahead in one pass: see `gather`.)
+//! the merge is consumed lazily (see `greedy_user`): the greedy looks up the categories of the
+//! candidates it reaches, typically a little more than n of the K·N with uniformly spread
+//! categories, most of them when each interest's list is one category. (The categories of each
+//! row's first candidates, as deep as the previous user needed, are read ahead in one pass: see
+//! `gather`.) Every candidate is still checked against `cats`, so that whether a call fails never
+//! depends on `n` or the scores: see [`CatsCheck`].
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
 
-use crate::buffer::zeroed;
+use crate::buffer::{try_zeroed, Sizing};
 use crate::error::{CoreError, Result};
 use crate::merge::{top_n_user, CandidateView, MergeCursor, MergeScratch, MAX_ROWS};
 use crate::parallel::{use_pool, USERS_PER_TASK};
@@ -61,8 +63,15 @@ pub struct Aggregated {
     pub n: usize,
 }
 
+/// The largest `n`: numpy cannot describe a (B, n) int64 array with more bytes per row than
+/// `isize::MAX`, even for an empty batch.
+pub const MAX_N: usize = isize::MAX as usize / 8;
+
 /// Aggregate every user of `cands` into `n` items. `cats` (item id -> category) is needed when
-/// λ > 0 and is then validated for each distinct candidate looked up; at λ = 0 it is not read.
+/// λ > 0 and then every non-empty candidate is checked against it (see [`CatsCheck`]); at λ = 0
+/// it is not read. The output is (users, n) however few candidates there are (the rest is
+/// padding), so an `n` whose output cannot be allocated is an `OutOfMemory` error naming `n`,
+/// raised before any work; the per-task scratch is sized by min(n, K·N), never by `n` alone.
 pub fn aggregate<I: Id, C: Id>(
     cands: &CandidateView<'_, I>,
     cats: Option<&[C]>,
@@ -87,13 +96,23 @@ pub fn aggregate<I: Id, C: Id>(
             ))
         }
     };
+    if n > MAX_N {
+        let expected = format!("a positive number of items per user, at most {MAX_N}");
+        return Err(CoreError::argument("n", expected, n));
+    }
     let users = cands.users;
-    let total = users
-        .checked_mul(n)
-        .ok_or_else(|| CoreError::argument("n", "n * batch size to fit in memory", n))?;
-    let mut out_items = zeroed::<i64>(total);
-    let mut out_scores = zeroed::<f32>(total);
     let (k, slots) = (cands.interests, cands.slots);
+    let what = || format!("the ({users}, {n}) output items and scores");
+    let sizing = Sizing {
+        arg: "n",
+        what: &what,
+        expected: "an n whose (B, n) output fits in memory (n beyond the K·N candidates only \
+                   pads with item -1)",
+    };
+    let total = users.saturating_mul(n);
+    let mut out_items = try_zeroed::<i64>(total, &sizing)?;
+    let mut out_scores = try_zeroed::<f32>(total, &sizing)?;
+    let check = cats.map(|c| CatsCheck::choose(c, users.saturating_mul(k * slots)));
 
     let run_task = |sc: &mut Scratch, task: usize, oi: &mut [i64], os: &mut [f32]| -> Result<()> {
         let u0 = task * USERS_PER_TASK;
@@ -107,14 +126,15 @@ pub fn aggregate<I: Id, C: Id>(
                         let next = cands.user(u + 1).0;
                         prefetch_categories(next, slots, sc.greedy.depth + 4, cats);
                     }
-                    greedy_user(sc, items, scores, k, u, cats, lam, oi, os)?
+                    let check = check.unwrap_or(CatsCheck::Entries);
+                    greedy_user(sc, items, scores, k, u, cats, check, lam, oi, os)?
                 }
             }
         }
         Ok(())
     };
 
-    let per_task = USERS_PER_TASK * n;
+    let per_task = USERS_PER_TASK.min(users.max(1)) * n; // <= max(total, n): no overflow
     if use_pool(users) {
         out_items
             .par_chunks_mut(per_task)
@@ -143,6 +163,64 @@ pub fn aggregate<I: Id, C: Id>(
 }
 
 const NONE: u32 = u32::MAX;
+
+/// How each user's candidates are checked against `cats` at λ > 0: all of them, so that whether
+/// a call fails never depends on `n` or on the scores (the greedy itself looks up only the
+/// candidates it reaches). The check reads whichever is smaller, the table or the candidates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum CatsCheck {
+    /// Every category in the table is valid (checked once per call, one vectorised pass, when the
+    /// table is no longer than the batch's candidates): per user, one max (and min) of the ids
+    /// checks that they lie inside the table.
+    Range { first_valid: u64 },
+    /// Each candidate's entry is looked up (a table longer than the batch, or one with negative
+    /// categories: those only matter for the items that are candidates).
+    Entries,
+}
+
+impl CatsCheck {
+    fn choose<C: Id>(cats: &[C], candidates: usize) -> Self {
+        let tail = cats.get(1..).unwrap_or(&[]);
+        let clean = tail.iter().fold(0, |acc, &c| acc | c.to_i64()) >= 0;
+        if !clean || cats.len() > candidates {
+            return CatsCheck::Entries;
+        }
+        // cats[0] (the padding id's entry) may be negative: then item 0 is no valid candidate.
+        let first_valid = cats.first().is_some_and(|c| c.to_i64() < 0) as u64;
+        CatsCheck::Range { first_valid }
+    }
+
+    /// Check every non-empty candidate of one user: inside the table, with a category >= 0.
+    /// Errors name the first bad candidate in row-major order.
+    fn user<I: Id, C: Id>(self, items: &[I], cats: &[C], user: usize) -> Result<()> {
+        let ok = match self {
+            CatsCheck::Range { first_valid } => {
+                // negative ids (empty slots) are below every max and, as u64, above every min
+                let (max, min) = items.iter().fold((-1_i64, u64::MAX), |(mx, mn), &i| {
+                    (mx.max(i.to_i64()), mn.min(i.to_i64() as u64))
+                });
+                max < cats.len() as i64 && min >= first_valid
+            }
+            CatsCheck::Entries => {
+                let entry = |i: i64| cats.get(i as u64 as usize).map_or(-1, |c| c.to_i64());
+                let bad = items.iter().fold(false, |bad, &i| {
+                    let i = i.to_i64();
+                    bad | ((i >= 0) & (entry(i) < 0))
+                });
+                !bad
+            }
+        };
+        if ok {
+            return Ok(());
+        }
+        for &i in items {
+            if i.to_i64() >= 0 {
+                category_of(cats, i.to_i64(), "items", user)?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Ask for the category entries of the next user's candidates while this user is processed:
 /// the table has one entry per catalogue item and the lookups would otherwise miss cache.
@@ -175,9 +253,11 @@ struct Scratch {
 impl Scratch {
     fn new(interests: usize, slots: usize, n: usize, lam: Lambda) -> Self {
         let depth = slots.min(n.div_ceil(interests.max(1)));
+        // at most K·N picks: n beyond that only pads, and sizes nothing here
+        let picks = n.min(interests * slots);
         Scratch {
             merge: MergeScratch::new(interests, slots),
-            greedy: Greedy::new(interests * slots, n, lam, depth),
+            greedy: Greedy::new(interests * slots, picks, lam, depth),
         }
     }
 }
@@ -217,6 +297,7 @@ struct Greedy {
 }
 
 impl Greedy {
+    /// Scratch for users of `candidates` slots and at most `n` picks (n <= candidates).
     fn new(candidates: usize, n: usize, lam: Lambda, depth: usize) -> Self {
         let lam_times = match lam {
             Lambda::Finite(l) => (0..=n).map(|d| l * d as f64).collect(),
@@ -398,7 +479,7 @@ impl Greedy {
 /// smaller or equal f and, its category being picked already, a smaller diversity term, so it
 /// cannot beat the class-0 head (ties included: equal f comes later in id order); the winner is
 /// the class-0 head or a known head of a picked category. Only taken candidates are looked up
-/// in `cats` (and validated), typically a little more than n of the K·N.
+/// for the greedy, typically a little more than n of the K·N; `check` validates all of them.
 #[allow(clippy::too_many_arguments)]
 fn greedy_user<I: Id, C: Id>(
     sc: &mut Scratch,
@@ -407,6 +488,7 @@ fn greedy_user<I: Id, C: Id>(
     interests: usize,
     user: usize,
     cats: &[C],
+    check: CatsCheck,
     lam: Lambda,
     out_items: &mut [i64],
     out_scores: &mut [f32],
@@ -414,7 +496,8 @@ fn greedy_user<I: Id, C: Id>(
     let n = out_items.len();
     let g = &mut sc.greedy;
     g.start_user(items.len());
-    let mut cur = sc.merge.cursor(items, scores, interests, user)?;
+    let mut cur = sc.merge.cursor(items, scores, interests, user)?; // scores first, as SPEC §7
+    check.user(items, cats, user)?;
     g.gather(&cur, cats);
     let mut head0: Option<u32> = None; // the class-0 head
     let mut exhausted = false;
@@ -580,34 +663,70 @@ mod tests {
     }
 
     #[test]
-    fn categories_are_checked_for_looked_up_items_only() {
+    fn every_candidate_is_checked_whatever_n() {
         let items = [1_i64, 2, 3];
         let scores = [0.3_f32, 0.2, 0.1];
         let view = CandidateView::new(&items, &scores, [1, 1, 3]).unwrap();
+        // a table no longer than the candidates: checked once, then one max per user
         let short = [-1_i32, 0, 1];
-        let err = aggregate(&view, Some(&short[..]), Lambda::Finite(0.1), 3).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                CoreError::ItemBeyondCats {
-                    item: 3,
-                    len: 3,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        // n = 2 never examines item 3 (the merge stops at the second pick)
-        assert!(aggregate(&view, Some(&short[..]), Lambda::Finite(0.1), 2).is_ok());
+        for n in [1, 2, 3, 1 << 20] {
+            let err = aggregate(&view, Some(&short[..]), Lambda::Finite(0.1), n).unwrap_err();
+            let beyond = CoreError::ItemBeyondCats {
+                arg: "items",
+                item: 3,
+                user: 0,
+                len: 3,
+            };
+            assert_eq!(err, beyond, "n = {n}");
+        }
         // λ = 0 never reads the table
         assert!(aggregate(&view, Some(&short[..]), Lambda::Zero, 2).is_ok());
-        let negative = [-1_i32, 0, -5, 1];
-        let err = aggregate(&view, Some(&negative[..]), Lambda::Inf, 2).unwrap_err();
-        assert_eq!(err, CoreError::NegativeCategory { item: 2, cat: -5 });
+        // a longer table with a negative category: each candidate's entry is looked up
+        let negative = [-1_i32, 0, -5, 1, 0, 0, 0, 0];
+        for n in [1, 2] {
+            let err = aggregate(&view, Some(&negative[..]), Lambda::Inf, n).unwrap_err();
+            assert_eq!(err, CoreError::NegativeCategory { item: 2, cat: -5 });
+        }
+        // ... which matters only for candidates
+        let fine = [-1_i32, 0, 3, 1, -7, -7];
+        assert!(aggregate(&view, Some(&fine[..]), Lambda::Inf, 1).is_ok());
+        // item 0 is no candidate while cats[0] < 0, in both checks
+        let zero = [0_i64, 1, 2];
+        let view0 = CandidateView::new(&zero, &scores, [1, 1, 3]).unwrap();
+        for table in [&[-1_i32, 0, 1][..], &[-1, 0, 1, 1, 1, 1, 1][..]] {
+            let err = aggregate(&view0, Some(table), Lambda::Finite(1.0), 1).unwrap_err();
+            assert_eq!(err, CoreError::NegativeCategory { item: 0, cat: -1 });
+        }
         let err = aggregate::<i64, i32>(&view, None, Lambda::Inf, 2).unwrap_err();
         assert!(err.to_string().starts_with("cats: "));
         let err = aggregate(&view, Some(&short[..]), Lambda::Zero, 0).unwrap_err();
         assert!(err.to_string().starts_with("n: "));
+    }
+
+    #[test]
+    fn a_huge_n_is_an_error_before_any_allocation() {
+        let items = [1_i64];
+        let scores = [0.5_f32];
+        let one = CandidateView::new(&items, &scores, [1, 1, 1]).unwrap();
+        let cats = [0_i64, 0];
+        for lam in [Lambda::Zero, Lambda::Finite(0.5)] {
+            let err = aggregate(&one, Some(&cats[..]), lam, 1 << 40).unwrap_err();
+            assert!(
+                matches!(err, CoreError::OutOfMemory { arg: "n", .. }),
+                "{err}"
+            );
+            let err = aggregate(&one, Some(&cats[..]), lam, usize::MAX).unwrap_err();
+            assert!(err.to_string().starts_with("n: "), "{err}");
+        }
+        // an empty batch needs no memory, whatever n (up to numpy's limit)
+        let empty = CandidateView::<i64>::new(&[], &[], [0, 1, 1]).unwrap();
+        let out = aggregate::<i64, i64>(&empty, None, Lambda::Zero, MAX_N).unwrap();
+        assert_eq!((out.users, out.n, out.items.len()), (0, MAX_N, 0));
+        assert!(aggregate::<i64, i64>(&empty, None, Lambda::Zero, MAX_N + 1).is_err());
+        // a large n with few candidates: the scratch is sized by K·N, the rest is padding
+        let out = aggregate(&one, Some(&cats[..]), Lambda::Finite(0.5), 1 << 20).unwrap();
+        assert_eq!(out.items[..2], [1, -1]);
+        assert!(out.items[1..].iter().all(|&i| i == -1));
     }
 
     #[test]

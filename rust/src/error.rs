@@ -1,6 +1,10 @@
 //! The one error type of the core. Every variant names the Python argument it is about, so the
 //! message can be raised as-is; `python.rs` maps `kind()` to `ValueError` / `TypeError`.
 
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::cell::Cell;
+use std::sync::{Mutex, Once};
+
 use thiserror::Error;
 
 pub type Result<T> = std::result::Result<T, CoreError>;
@@ -10,6 +14,7 @@ pub type Result<T> = std::result::Result<T, CoreError>;
 pub enum ErrorKind {
     Value,
     Type,
+    Memory,
     Internal,
 }
 
@@ -67,6 +72,14 @@ pub enum CoreError {
     /// A CSR index pointer is inconsistent.
     #[error("{arg}: inconsistent CSR indptr: {what}")]
     Indptr { arg: &'static str, what: String },
+    /// A buffer sized from an argument cannot be allocated (checked before allocating: no abort).
+    #[error("{arg}: cannot allocate {what} ({bytes} bytes); expected {expected}")]
+    OutOfMemory {
+        arg: &'static str,
+        what: String,
+        bytes: u128,
+        expected: String,
+    },
     /// A bug: a panic caught at the boundary. Never expected; reported instead of crashing.
     #[error("internal error in comirec's core (please report it): {0}")]
     Internal(String),
@@ -76,6 +89,7 @@ impl CoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             CoreError::Dtype { .. } => ErrorKind::Type,
+            CoreError::OutOfMemory { .. } => ErrorKind::Memory,
             CoreError::Internal(_) => ErrorKind::Internal,
             _ => ErrorKind::Value,
         }
@@ -106,18 +120,63 @@ impl CoreError {
     }
 }
 
-/// Run `f`, turning a panic into [`CoreError::Internal`] so that none can cross into Python.
+thread_local! {
+    /// How many `catch_panic` calls this thread is inside.
+    static GUARDED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Where the last caught panic happened, and its backtrace when `RUST_BACKTRACE` asks for one.
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+static HOOK: Once = Once::new();
+
+/// Install (once) a panic hook that keeps a guarded panic off stderr: its location and, when
+/// `RUST_BACKTRACE` is set, its backtrace go into the error's message instead. A panic inside
+/// `catch_panic` (or on one of rayon's workers, which only run the kernels) is reported there;
+/// any other still goes to the previous hook. The hook belongs to this library's copy of std,
+/// so it never sees the panics of other native modules.
+fn install_hook() {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let guarded = GUARDED.with(|g| g.get() > 0) || rayon::current_thread_index().is_some();
+            if !guarded {
+                return previous(info);
+            }
+            let mut report = match info.location() {
+                Some(at) => format!(" (at {}:{})", at.file(), at.line()),
+                None => String::new(),
+            };
+            let trace = Backtrace::capture(); // honours RUST_BACKTRACE / RUST_LIB_BACKTRACE
+            if trace.status() == BacktraceStatus::Captured {
+                report.push_str(&format!("\nRust backtrace:\n{trace}"));
+            }
+            if let Ok(mut last) = LAST_PANIC.lock() {
+                *last = Some(report);
+            }
+        }));
+    });
+}
+
+/// Run `f`, turning a panic into [`CoreError::Internal`] so that none can cross into Python;
+/// nothing is printed (see `install_hook`).
 pub fn catch_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+    install_hook();
+    GUARDED.with(|g| g.set(g.get() + 1));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(g.get() - 1));
+    match outcome {
         Ok(r) => r,
         Err(payload) => {
-            let msg = if let Some(s) = payload.downcast_ref::<&str>() {
+            let mut msg = if let Some(s) = payload.downcast_ref::<&str>() {
                 (*s).to_string()
             } else if let Some(s) = payload.downcast_ref::<String>() {
                 s.clone()
             } else {
                 "a panic with a non-string payload".to_string()
             };
+            if let Some(report) = LAST_PANIC.lock().ok().and_then(|mut last| last.take()) {
+                msg.push_str(&report);
+            }
             Err(CoreError::Internal(msg))
         }
     }
@@ -130,8 +189,23 @@ mod tests {
     #[test]
     fn panics_become_internal_errors() {
         let r: Result<()> = catch_panic(|| panic!("boom"));
-        assert_eq!(r, Err(CoreError::Internal("boom".into())));
+        let Err(CoreError::Internal(msg)) = &r else {
+            panic!("{r:?}")
+        };
+        assert!(msg.starts_with("boom (at "), "{msg}");
+        assert!(msg.contains("error.rs"), "{msg}");
         assert_eq!(r.unwrap_err().kind(), ErrorKind::Internal);
+        // a panic on one of rayon's workers arrives the same way
+        let r: Result<()> = catch_panic(|| {
+            use rayon::prelude::*;
+            (0..64)
+                .into_par_iter()
+                .for_each(|i| assert!(i < 1000, "never"));
+            rayon::join(|| (), || panic!("on a worker"));
+            Ok(())
+        });
+        let msg = r.unwrap_err().to_string();
+        assert!(msg.contains("on a worker"), "{msg}");
         let r: Result<u8> = catch_panic(|| Ok(3));
         assert_eq!(r, Ok(3));
     }

@@ -20,7 +20,7 @@
 
 use rayon::prelude::*;
 
-use crate::buffer::zeroed;
+use crate::buffer::{try_zeroed, Sizing};
 use crate::error::{CoreError, Result};
 use crate::parallel::{use_pool, USERS_PER_TASK};
 use crate::table::IdMap;
@@ -176,7 +176,19 @@ pub fn metrics<R: Id, T: Id, C: Id>(
         .max()
         .unwrap_or(0);
     let disc = Discounts::new(kmax.max(max_targets));
-    let mut values = zeroed::<f64>(x.users * cols);
+    let users = x.users;
+    let what = || {
+        format!(
+            "the ({users}, {cols}) per-user table for {} cut-offs",
+            ks.len()
+        )
+    };
+    let sizing = Sizing {
+        arg: "ks",
+        what: &what,
+        expected: "fewer cut-offs (or a smaller batch)",
+    };
+    let mut values = try_zeroed::<f64>(users.saturating_mul(cols), &sizing)?;
 
     let run_task = |sc: &mut Scratch, task: usize, out: &mut [f64]| -> Result<()> {
         let u0 = task * USERS_PER_TASK;

@@ -12,7 +12,7 @@ use numpy::ndarray::Dimension;
 use numpy::{
     Ix1, Ix2, Ix3, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::aggregate::{aggregate as aggregate_kernel, Lambda};
@@ -32,6 +32,7 @@ impl From<CoreError> for PyErr {
         match e.kind() {
             ErrorKind::Value => PyValueError::new_err(msg),
             ErrorKind::Type => PyTypeError::new_err(msg),
+            ErrorKind::Memory => PyMemoryError::new_err(msg),
             ErrorKind::Internal => PyRuntimeError::new_err(msg),
         }
     }

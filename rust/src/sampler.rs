@@ -17,6 +17,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use crate::buffer::{try_with_capacity, Sizing};
 use crate::error::{CoreError, Result};
 use crate::parallel;
 
@@ -258,19 +259,52 @@ fn write_row(hist: &[i32], h: &mut [MaybeUninit<i64>], m: &mut [MaybeUninit<f32>
     }
 }
 
+/// Room for the (rows, maxlen) history and mask of a batch, allocated fallibly: `arg` names
+/// the argument that sized it in the error.
+fn batch_buffers(rows: usize, maxlen: usize, arg: &'static str) -> Result<(Vec<i64>, Vec<f32>)> {
+    let what = || format!("a batch of {rows} x maxlen = {maxlen} history and mask cells");
+    let sizing = Sizing {
+        arg,
+        what: &what,
+        expected: "batch_size * maxlen small enough for one batch to fit in memory",
+    };
+    if maxlen > isize::MAX as usize / 8 {
+        let expected = format!("a positive integer, at most {}", isize::MAX as usize / 8);
+        return Err(CoreError::argument("maxlen", expected, maxlen)); // numpy's limit per row
+    }
+    let cells = rows.saturating_mul(maxlen);
+    Ok((
+        try_with_capacity(cells, &sizing)?,
+        try_with_capacity(cells, &sizing)?,
+    ))
+}
+
+/// Room for `len` per-row values of a batch of `len` rows.
+fn per_row<T>(len: usize) -> Result<Vec<T>> {
+    let what = || format!("a batch of {len} rows");
+    let expected = "a batch_size that fits in memory";
+    try_with_capacity(
+        len,
+        &Sizing {
+            arg: "batch_size",
+            what: &what,
+            expected,
+        },
+    )
+}
+
 /// One row's history and mask cells, not yet written.
 type RowBuffers<'a> = (&'a mut [MaybeUninit<i64>], &'a mut [MaybeUninit<f32>]);
 
 /// History rows for a batch: row `r` holds `rows(r)` (at most `maxlen` items) left-aligned and
 /// zero-padded, and the mask is 1.0 on its real positions. Each cell is written exactly once
 /// into fresh buffers (no zero-fill first), in parallel for large batches.
-fn history_rows<'a, F>(n_rows: usize, maxlen: usize, rows: F) -> (Vec<i64>, Vec<f32>)
+fn history_rows<'a, F>(n_rows: usize, maxlen: usize, rows: F) -> Result<(Vec<i64>, Vec<f32>)>
 where
     F: Fn(usize) -> &'a [i32] + Sync,
 {
-    let cells = n_rows * maxlen;
-    let mut history: Vec<i64> = Vec::with_capacity(cells);
-    let mut mask: Vec<f32> = Vec::with_capacity(cells);
+    let (mut history, mut mask) = batch_buffers(n_rows, maxlen, "maxlen")?;
+    let cells = n_rows * maxlen; // allocated above, so it does not overflow
     let fill = |(r, (h, m)): (usize, RowBuffers<'_>)| write_row(rows(r), h, m);
     if maxlen > 0 {
         let h = &mut history.spare_capacity_mut()[..cells];
@@ -294,7 +328,7 @@ where
         history.set_len(cells);
         mask.set_len(cells);
     }
-    (history, mask)
+    Ok((history, mask))
 }
 
 /// A training batch as flat row-major buffers.
@@ -338,7 +372,15 @@ pub fn train_batch(
         return Err(CoreError::shape("table", "(start, end, user) triples", got));
     }
     let key = batch_key(seed, step);
-    let mut positions = vec![0usize; batch_size];
+    // every buffer sized by batch_size / maxlen first, fallibly: a size that cannot be had is
+    // an error naming the argument, never an abort
+    let (mut history, mut mask) = batch_buffers(batch_size, maxlen, "batch_size")?;
+    let cells = batch_size * maxlen; // allocated above, so it does not overflow
+    let mut target: Vec<i64> = per_row(batch_size)?;
+    let mut ranges = per_row(batch_size)?;
+    let mut users = per_row(batch_size)?;
+    let mut positions = per_row(batch_size)?;
+    positions.resize(batch_size, 0usize);
     draw_positions(
         table.len() / 3,
         replacement,
@@ -354,8 +396,6 @@ pub fn train_batch(
             prefetch(entry[2..].as_ptr()); // an entry may straddle two cache lines
         }
     }
-    let mut ranges = Vec::with_capacity(batch_size);
-    let mut users = Vec::with_capacity(batch_size);
     for &p in &positions {
         let (start, end, user) = (table[3 * p], table[3 * p + 1], table[3 * p + 2]);
         if start < 0 || start > end || end as usize > items.len() {
@@ -371,10 +411,6 @@ pub fn train_batch(
     }
     // Then, per chunk of ROW_CHUNK rows: every row's cut and target, with its history's cache
     // lines prefetched (independent random loads, which the CPU overlaps), then the copies.
-    let cells = batch_size * maxlen;
-    let mut history: Vec<i64> = Vec::with_capacity(cells);
-    let mut mask: Vec<f32> = Vec::with_capacity(cells);
-    let mut target: Vec<i64> = Vec::with_capacity(batch_size);
     let work = |(c, ((h, m), t)): (usize, (RowBuffers<'_>, &mut [MaybeUninit<i64>]))| {
         let mut cuts = [(0usize, 0usize); ROW_CHUNK];
         for (j, (tj, cut)) in t.iter_mut().zip(cuts.iter_mut()).enumerate() {
@@ -475,7 +511,7 @@ pub fn eval_batch(
         let (start, end) = spans[r];
         let k = start + eval_cut(end - start);
         &items[k.saturating_sub(maxlen).max(start)..k]
-    });
+    })?;
     let mut target_items = Vec::with_capacity(total);
     for &(start, end) in &spans {
         target_items.extend(
@@ -687,5 +723,22 @@ mod tests {
         for len in 0..100_000usize {
             assert_eq!(eval_cut(len), (len as f64 * 0.8) as usize);
         }
+    }
+
+    #[test]
+    fn batch_sizes_that_cannot_be_allocated_are_errors() {
+        let (indptr, items) = csr(&[5, 6, 7]);
+        let users = [0_i64, 1, 2];
+        let tb = table(&indptr, &users);
+        for (b, m, arg) in [(1 << 40, 20, "batch_size"), (2, 1 << 40, "batch_size")] {
+            let e = train_batch(&items, &tb, b, m, 1, 0, 0, true).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Memory, "{e}");
+            assert!(e.to_string().starts_with(&format!("{arg}: ")), "{e}");
+        }
+        let e = train_batch(&items, &tb, 3, usize::MAX, 1, 0, 0, true).unwrap_err();
+        assert!(e.to_string().starts_with("maxlen: "), "{e}");
+        let e = eval_batch(&indptr, &items, &users, 1 << 40).unwrap_err();
+        assert!(e.to_string().starts_with("maxlen: "), "{e}");
+        assert!(eval_batch(&indptr, &items, &[], 1 << 40).is_ok()); // no rows, no cells
     }
 }

@@ -1,0 +1,102 @@
+"""The fuzz harness as tests (issue 9): the kept corpus and every input that ever crashed a target
+replay in-process, then each target runs under atheris for a bounded time (COMIREC_FUZZ_SECONDS in
+all, default 60; 0 turns the runs off). A crash fails the test and names the input to keep under
+``crashes/<target>/``; see README.md."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import _targets
+import numpy as np
+import pytest
+
+import comirec
+
+HERE = Path(__file__).resolve().parent
+TARGETS = list(_targets.TARGETS)
+
+
+def _inputs(kind: str, target: str) -> list[Path]:
+    return sorted(p for p in (HERE / kind / target).glob("*") if p.is_file())
+
+
+def _load_prepared_checks_ids() -> bool:
+    """Whether load_prepared refuses an item id beyond n_items (issue 9, item 8)."""
+    from comirec.data.prepared import load_prepared
+
+    probe = _targets._root() / "probe"
+    shutil.rmtree(probe, ignore_errors=True)
+    shutil.copytree(_targets._base(), probe)
+    try:
+        items = np.load(probe / "items.npy")
+        items[0] = 10**6
+        np.save(probe / "items.npy", items)
+        try:
+            load_prepared(probe)
+        except ValueError:
+            return True
+        return False
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+def _skip_until_ready(target: str) -> None:
+    if target == "prepared" and not _load_prepared_checks_ids():
+        pytest.skip("load_prepared does not check ids against n_items yet (issue 9, items 8-9, the data layer's part)")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_corpus_and_past_crashes_replay(target: str) -> None:
+    _skip_until_ready(target)
+    corpus, crashes = _inputs("corpus", target), _inputs("crashes", target)
+    assert corpus, f"tests/fuzz/corpus/{target}/ is empty"
+    for f in corpus + crashes:
+        try:
+            _targets.TARGETS[target](f.read_bytes())
+        except BaseException as exc:
+            raise AssertionError(f"{f.relative_to(HERE)}: {exc!r}") from exc
+
+
+def _seconds() -> float:
+    return float(os.environ.get("COMIREC_FUZZ_SECONDS", "60")) / len(TARGETS)
+
+
+@pytest.mark.skipif(_seconds() <= 0, reason="fuzzing turned off (COMIREC_FUZZ_SECONDS=0)")
+@pytest.mark.parametrize("target", TARGETS)
+def test_fuzz_for_a_while(target: str, tmp_path: Path, record_property: pytest.RecordProperty) -> None:
+    pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris); the corpus still replays")
+    _skip_until_ready(target)
+    seconds = max(1, round(_seconds()))
+    new = tmp_path / "new"  # libFuzzer adds what it finds to the first directory: not the repository's
+    new.mkdir()
+    package_dir = str(Path(comirec.__file__).resolve().parents[1])  # the comirec under test
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_dir, os.environ.get("PYTHONPATH", "")])}
+    cmd = [
+        sys.executable,
+        str(HERE / "fuzz.py"),
+        target,
+        f"-max_total_time={seconds}",
+        "-timeout=30",
+        "-rss_limit_mb=4096",
+        f"-artifact_prefix={tmp_path}/",
+        str(new),
+        str(HERE / "corpus" / target),
+        str(HERE / "crashes" / target),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300, env=env, cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    done = re.search(r"Done (\d+) runs in (\d+) second", out)
+    crashes = sorted(p.name for p in tmp_path.glob("*-*") if p.is_file())
+    tail = "\n".join(line for line in out.splitlines() if not line.startswith("INFO: Instrumenting"))[-4000:]
+    assert proc.returncode == 0 and done, (
+        f"fuzz target {target} failed (exit {proc.returncode}); inputs written: {crashes} in {tmp_path}. "
+        f"Keep each under tests/fuzz/crashes/{target}/ as a regression and fix the cause.\n{tail}"
+    )
+    record_property(f"fuzz_{target}_executions", int(done.group(1)))
+    print(f"fuzz {target}: {done.group(1)} executions in {done.group(2)} s, no crash")
