@@ -28,6 +28,16 @@ from typing import Any
 
 import numpy as np
 
+from ._writing import (
+    OutputBusyError,
+    OutputLock,
+    clean_stale,
+    fsync_dir,
+    old_name,
+    rename_noreplace,
+    tmp_prefix,
+    write_error,
+)
 from .protocol import SPLITS
 
 FORMAT_VERSION = 1
@@ -146,53 +156,185 @@ class PreparedWriter:
     """Writes a prepared dataset into a temporary sibling directory; ``commit`` renames it.
 
     Used as a context manager: leaving the block without ``commit`` (an error) removes the
-    temporary directory, so nothing half-written is ever left at ``out``.
+    temporary directory, so nothing half-written is ever left at ``out``. An exclusive lock
+    (``OUT.lock``) is held from the start to the end, so a second writer of the same ``out``
+    fails at once (:class:`OutputBusyError`); the final rename never replaces a directory that
+    appeared meanwhile. Temporary directories of dead writers are removed first. Files are
+    written with ordinary buffered writes (never a memory map, which turns a full disk into
+    SIGBUS); an ``OSError`` is re-raised as a :class:`WriteError` naming the file.
     """
 
     def __init__(self, out: str | os.PathLike[str], overwrite: bool = False) -> None:
         self.out = Path(out)
-        if self.out.exists() and not overwrite:
-            raise FileExistsError(f"{self.out}: already exists (pass --overwrite to replace it)")
-        if self.out.exists() and not (self.out / HEADER).is_file() and any(self.out.iterdir()):
-            raise FileExistsError(f"{self.out}: exists and is not a prepared dataset; refusing to replace it")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset is not
+        self.overwrite = overwrite
         self._done = False
+        self.tmp: Path | None = None
+        self._check_parent()
+        self._lock = OutputLock(self.out)
+        try:
+            self._lock.acquire()
+        except OSError as exc:
+            if isinstance(exc, OutputBusyError):
+                raise
+            raise write_error(exc, self._lock.path) from None
+        try:
+            clean_stale(self.out)
+            self._check_target()
+            self.tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(self.out), dir=self.out.parent))
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset is not
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _check_target(self) -> None:
+        out = self.out
+        if os.path.lexists(out) and not out.is_dir():
+            raise FileExistsError(f"--out {out}: exists and is not a directory; expected a new directory path")
+        if out.exists() and not self.overwrite:
+            raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+        if out.exists() and not (out / HEADER).is_file() and any(out.iterdir()):
+            raise FileExistsError(f"{out}: exists and is not a prepared dataset; refusing to replace it")
+
+    def _check_parent(self) -> None:
+        parent = self.out.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except (NotADirectoryError, FileExistsError):
+            raise FileExistsError(f"--out {self.out}: a parent path is a file, not a directory") from None
+        except OSError as exc:
+            raise write_error(exc, parent) from None
 
     def __enter__(self) -> PreparedWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self._done:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            if not self._done and self.tmp is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        finally:
+            self._lock.release()
+
+    def path(self, name: str) -> Path:
+        assert self.tmp is not None
+        return self.tmp / f"{name}.npy"
+
+    def write_stream(self, name: str, dtype: Any, length: int) -> "ArrayStream":
+        """A 1-D ``.npy`` file written block by block with buffered writes (for arrays too
+        large for memory); see :class:`ArrayStream`."""
+        return ArrayStream(self.path(name), np.dtype(dtype), length)
 
     def save(self, name: str, array: np.ndarray) -> None:
-        np.save(self.tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-
-    def open_memmap(self, name: str, dtype: Any, shape: tuple[int, ...]) -> np.memmap:
-        """A writable array backed by the output file, for data too large for memory."""
-        return np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        path = self.path(name)
+        try:
+            with open(path, "wb") as f:
+                np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise write_error(exc, path) from None
 
     def commit(self, header: dict[str, Any]) -> Path:
+        assert self.tmp is not None
         header = {"format_version": FORMAT_VERSION, **header}
         header["files"] = {
             name: {"dtype": str(arr.dtype), "shape": list(arr.shape)}
             for name in ARRAYS
             for arr in [np.load(self.tmp / f"{name}.npy", mmap_mode="r")]
         }
-        (self.tmp / HEADER).write_text(json.dumps(header, indent=2, default=_json_default) + "\n")
+        head = self.tmp / HEADER
+        try:
+            with open(head, "w") as f:
+                f.write(json.dumps(header, indent=2, default=_json_default) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise write_error(exc, head) from None
+        fsync_dir(self.tmp)
         trash = None
         if self.out.exists():
-            trash = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-            os.replace(self.out, trash)
-        os.replace(self.tmp, self.out)
+            trash = old_name(self.out)
+            os.rename(self.out, trash)
+        try:
+            rename_noreplace(self.tmp, self.out)
+        except BaseException:
+            if trash is not None and not os.path.lexists(self.out):
+                os.rename(trash, self.out)  # put the previous dataset back
+            raise
         self._done = True
+        fsync_dir(self.out.parent)
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
         return self.out
+
+
+class ArrayStream:
+    """A 1-D ``.npy`` file filled in order by ``append``, then optionally rewritten in place
+    block by block with ``transform`` (plain reads and writes: a full disk is an ``OSError``,
+    never the SIGBUS of a memory map). A context manager; errors name the file."""
+
+    def __init__(self, path: Path, dtype: np.dtype, length: int) -> None:
+        self.path, self.dtype, self.length = path, dtype, length
+        self.written = 0
+        try:
+            self._f = open(path, "w+b")
+            np.lib.format.write_array_header_1_0(
+                self._f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (length,)}
+            )
+            self._start = self._f.tell()
+        except OSError as exc:
+            raise write_error(exc, path) from None
+
+    def append(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        if self.written + len(values) > self.length:
+            raise ValueError(f"{self.path}: more than the declared {self.length} values")
+        try:
+            self._f.write(memoryview(values).cast("B"))
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
+        self.written += len(values)
+
+    def transform(self, fn: Any, block: int = 1 << 22) -> None:
+        """Replace every block ``x`` of the written values by ``fn(x)`` (same length and dtype)."""
+        f, size = self._f, self.dtype.itemsize
+        buf = np.empty(block, self.dtype)
+        try:
+            f.flush()
+            for a in range(0, self.written, block):
+                n = min(block, self.written - a)
+                f.seek(self._start + a * size)
+                view = buf[:n]
+                if f.readinto(memoryview(view).cast("B")) != n * size:
+                    raise OSError(f"{self.path}: short read")
+                f.seek(self._start + a * size)
+                f.write(memoryview(np.ascontiguousarray(fn(view), dtype=self.dtype)).cast("B"))
+            f.seek(0, os.SEEK_END)
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
+
+    def close(self) -> None:
+        if self._f.closed:
+            return
+        try:
+            if self.written != self.length:
+                raise ValueError(f"{self.path}: {self.written} values written, {self.length} declared")
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
+        finally:
+            self._f.close()
+
+    def __enter__(self) -> "ArrayStream":
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._f.close()
 
 
 def _json_default(obj: Any) -> Any:
