@@ -117,9 +117,11 @@ def load_prepared(path: str | os.PathLike[str], mmap: bool = True) -> PreparedDa
     if not head_path.is_file():
         raise FileNotFoundError(f"{root}: not a prepared dataset (no {HEADER}); create one with `comirec prepare`")
     try:
-        header = json.loads(head_path.read_text())
-    except ValueError as exc:
+        header = json.loads(head_path.read_bytes())
+    except ValueError as exc:  # also undecodable bytes
         raise ValueError(f"{head_path}: not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{head_path}: expected a JSON object, got a JSON {type(header).__name__}")
     version = header.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(f"{head_path}: expected format_version {FORMAT_VERSION}, got {version!r}")
@@ -128,7 +130,7 @@ def load_prepared(path: str | os.PathLike[str], mmap: bool = True) -> PreparedDa
         f = root / f"{name}.npy"
         if not f.is_file():
             raise FileNotFoundError(f"{root}: missing {f.name}; the prepared dataset is incomplete")
-        arrays[name] = np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+        arrays[name] = _load_npy(f, mmap)
         want = _DTYPES.get(name)
         got = arrays[name].dtype
         if (want is not None and got != np.dtype(want)) or (want is None and got.kind not in "iU"):
@@ -136,7 +138,55 @@ def load_prepared(path: str | os.PathLike[str], mmap: bool = True) -> PreparedDa
         if arrays[name].ndim != 1:
             raise ValueError(f"{f}: expected a 1-D array, got shape {arrays[name].shape}")
     _check_shapes(root, arrays)
+    _check_values(root, arrays)
     return PreparedDataset(path=root, header=header, **arrays)
+
+
+def _load_npy(f: Path, mmap: bool) -> np.ndarray:
+    """``np.load`` of one array file; an empty, truncated or garbage file is a ValueError naming it."""
+    size = f.stat().st_size
+    if size == 0:
+        raise ValueError(f"{f}: empty file (0 bytes); expected a .npy array: the prepared dataset is corrupt, prepare it again")
+    try:
+        return np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        reason = str(exc)
+        if "pickle" in reason:  # numpy's guess for any file that does not start like a .npy
+            reason = "not the .npy format"
+        elif "mmap length" in reason or "cannot reshape" in reason or isinstance(exc, EOFError):
+            reason = "truncated: shorter than its header says"
+        raise ValueError(f"{f}: not a valid .npy array ({_escape(reason)}, {size} bytes); the prepared dataset is corrupt, prepare it again") from None
+
+
+def _escape(text: str) -> str:
+    """``text`` with control characters and undecodable bytes escaped (garbage from a file)."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape", "backslashreplace").decode("ascii") for ch in text)
+
+
+def _check_values(root: Path, a: dict[str, np.ndarray]) -> None:
+    """Cheap range checks (vectorised min/max, one pass over each array), so a corrupt file
+    fails here naming it instead of as an IndexError deep in training."""
+    n_users = len(a["indptr"]) - 1
+    n_items = len(a["item_freq"]) - 1
+    n_cats = len(a["cat_raw"])
+    problems = []
+
+    def check(name: str, values: np.ndarray, lo: int, hi: int, what: str) -> None:
+        if len(values) == 0:
+            return
+        vmin, vmax = int(values.min()), int(values.max())
+        if vmin < lo or vmax > hi:
+            problems.append(f"{root / (name + '.npy')}: expected {what} in {lo}..{hi}, got values in [{vmin}, {vmax}]")
+
+    check("items", a["items"], 1, n_items, f"item ids (n_items = {n_items})")
+    check("split", a["split"], 0, len(SPLITS) - 1, "split codes (0 train, 1 valid, 2 test)")
+    check("item_cat", a["item_cat"][1:], 0, max(n_cats - 1, 0) if n_cats else -1, f"categories (n_cats = {n_cats})")
+    if n_users > 0 and len(a["items"]) and bool((np.diff(a["indptr"]) < 0).any()):
+        problems.append(f"{root / 'indptr.npy'}: expected non-decreasing offsets, got a decreasing step")
+    if len(a["item_freq"]) and int(a["item_freq"].min()) < 0:
+        problems.append(f"{root / 'item_freq.npy'}: expected counts >= 0")
+    if problems:
+        raise ValueError("corrupt prepared dataset: " + "; ".join(problems))
 
 
 def _check_shapes(root: Path, a: dict[str, np.ndarray]) -> None:
@@ -223,7 +273,7 @@ class PreparedWriter:
     def write_stream(self, name: str, dtype: Any, length: int) -> "ArrayStream":
         """A 1-D ``.npy`` file written block by block with buffered writes (for arrays too
         large for memory); see :class:`ArrayStream`."""
-        return ArrayStream(self.path(name), np.dtype(dtype), length)
+        return ArrayStream(self.path(name), np.dtype(dtype), length, shown=self.out / f"{name}.npy")
 
     def save(self, name: str, array: np.ndarray) -> None:
         path = self.path(name)
@@ -233,7 +283,7 @@ class PreparedWriter:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
-            raise write_error(exc, path) from None
+            raise write_error(exc, self.out / path.name) from None
 
     def commit(self, header: dict[str, Any]) -> Path:
         assert self.tmp is not None
@@ -250,7 +300,7 @@ class PreparedWriter:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
-            raise write_error(exc, head) from None
+            raise write_error(exc, self.out / HEADER) from None
         fsync_dir(self.tmp)
         trash = None
         if self.out.exists():
@@ -274,8 +324,9 @@ class ArrayStream:
     block by block with ``transform`` (plain reads and writes: a full disk is an ``OSError``,
     never the SIGBUS of a memory map). A context manager; errors name the file."""
 
-    def __init__(self, path: Path, dtype: np.dtype, length: int) -> None:
+    def __init__(self, path: Path, dtype: np.dtype, length: int, shown: Path | None = None) -> None:
         self.path, self.dtype, self.length = path, dtype, length
+        self.shown = shown or path  # the name errors give (the final path, not the temporary one)
         self.written = 0
         try:
             self._f = open(path, "w+b")
@@ -284,7 +335,7 @@ class ArrayStream:
             )
             self._start = self._f.tell()
         except OSError as exc:
-            raise write_error(exc, path) from None
+            raise write_error(exc, self.shown) from None
 
     def append(self, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=self.dtype)
@@ -293,7 +344,7 @@ class ArrayStream:
         try:
             self._f.write(memoryview(values).cast("B"))
         except OSError as exc:
-            raise write_error(exc, self.path) from None
+            raise write_error(exc, self.shown) from None
         self.written += len(values)
 
     def transform(self, fn: Any, block: int = 1 << 22) -> None:
@@ -312,7 +363,7 @@ class ArrayStream:
                 f.write(memoryview(np.ascontiguousarray(fn(view), dtype=self.dtype)).cast("B"))
             f.seek(0, os.SEEK_END)
         except OSError as exc:
-            raise write_error(exc, self.path) from None
+            raise write_error(exc, self.shown) from None
 
     def close(self) -> None:
         if self._f.closed:
@@ -323,7 +374,7 @@ class ArrayStream:
             self._f.flush()
             os.fsync(self._f.fileno())
         except OSError as exc:
-            raise write_error(exc, self.path) from None
+            raise write_error(exc, self.shown) from None
         finally:
             self._f.close()
 
