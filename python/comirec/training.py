@@ -158,9 +158,12 @@ def load_run_config(run: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"{run} is not a comirec run directory (no {CONFIG}; create one with comirec train)")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        cfg = json.loads(path.read_bytes())
+    except ValueError as exc:  # also undecodable bytes
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(cfg, dict) or not all(isinstance(cfg.get(k), dict) for k in ("model", "train", "dataset")):
+        raise ValueError(f"{path}: expected a JSON object with 'model', 'train' and 'dataset' objects (written by comirec train)")
+    return cfg
 
 
 def build_from_config(model_cfg: ModelConfig, n_items: int) -> Any:
@@ -474,7 +477,9 @@ def _load_checkpoint(path: Path) -> Any:
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError, IndexError) as exc:
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError, IndexError, OSError) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError)):
+            raise
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise ValueError(f"{path}: not a readable comirec checkpoint (corrupt or truncated: {reason})") from None
 

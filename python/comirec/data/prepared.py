@@ -303,7 +303,7 @@ class PreparedWriter:
             raise write_error(exc, self.out / HEADER) from None
         fsync_dir(self.tmp)
         trash = None
-        if self.out.exists():
+        if self.overwrite and self.out.exists():
             trash = old_name(self.out)
             os.rename(self.out, trash)
         try:
