@@ -121,41 +121,7 @@ def test_torch_save_error_on_a_real_file_is_named(tmp_path) -> None:  # type: ig
         _atomic_torch_save({"w": torch.zeros(3)}, tmp_path / "missing" / "x.pt")
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path):  # type: ignore[no-untyped-def]
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs Linux and root; the patched-writer tests cover ENOSPC")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}); the patched-writer tests cover ENOSPC")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-
-
-def test_synth_on_a_real_5mb_disk(tiny_tmpfs) -> None:  # type: ignore[no-untyped-def]
-    out = tiny_tmpfs / "X"
-    r = cli("synth", "--users", "200000", "--items", "20000", "--categories", "50", "--out", str(out))
-    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])  # was -7 (SIGBUS) through a memory map
-    assert r.stderr.strip().startswith("comirec synth: error: no space left on device writing ")
-    assert len(r.stderr.strip().splitlines()) == 1
-    assert os.listdir(tiny_tmpfs) == []  # no dataset, no temporary directory, no lock
-
-
-def test_train_on_a_real_full_disk(reference, tiny_tmpfs) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("torch")
-    ballast = tiny_tmpfs / "ballast"
-    with open(ballast, "wb") as f:  # leave ~60 kB: config and items fit, the checkpoints do not
-        f.write(b"\0" * (5 * 2**20 - 60 * 2**10))
-    run = tiny_tmpfs / "run"
-    r = cli("train", "--data", str(reference), "--out", str(run), "--model", "youtube-dnn", "--dim", "64", "--max-steps", "4",
-            "--eval-every", "2", "--batch-size", "16", "--threads", "1", "--no-progress")
-    assert r.returncode == 1, r.stderr[-2000:]
-    assert r.stderr.strip().startswith("comirec train: error: no space left on device writing "), r.stderr[-2000:]
-    assert not list(run.glob("*.tmp"))
+# The same on a real 5 MB tmpfs (where the machine allows mounting one): tests/test_faults.py.
 
 
 # -- item 4: two writers of one --out ------------------------------------------------------------
@@ -170,6 +136,10 @@ def test_second_writer_fails_while_the_first_holds_the_lock(reference, tmp_path,
         run = tmp_path / "run"
         with OutputLock(run):
             assert main(["train", "--data", str(reference), "--out", str(run), "--model", "mostpop"]) == 1
+            assert "another comirec process is writing it" in capsys.readouterr().err
+        repro = tmp_path / "repro"
+        with OutputLock(repro):
+            assert main(["reproduce", "--data", str(reference), "--out", str(repro), "--models", "mostpop", "--no-progress"]) == 1
             assert "another comirec process is writing it" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "race.lock").exists()
 

@@ -86,7 +86,10 @@ class OutputLock:
                 same = False
             if same:
                 self._fd = fd
-                os.write(fd, f"{os.getpid()}\n".encode())
+                try:
+                    os.write(fd, f"{os.getpid()}\n".encode())  # for people reading it; the flock is the lock
+                except OSError:
+                    pass
                 return self
             os.close(fd)
 
