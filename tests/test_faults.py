@@ -136,8 +136,9 @@ def test_kill_between_the_two_renames_of_overwrite(refs, tmp_path) -> None:  # t
 def test_two_concurrent_writers(refs, tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "race"
     argv = [sys.executable, "-m", "comirec.cli", *SYNTH, "--seed", "1", "--out", str(out)]
-    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) for _ in range(2)]
-    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+    procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV) for _ in range(2)]
+    results = [(p.returncode, p.communicate(timeout=300)[1]) for p in procs]
+    results = [(p.returncode, err) for p, (_, err) in zip(procs, results)]
     codes = sorted(c for c, _ in results)
     assert codes[0] == 0 and codes[1] in (1, 2), results  # never two "wrote race"
     loser = next(err for c, err in results if c != 0).strip()

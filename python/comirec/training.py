@@ -98,7 +98,9 @@ def _step_seed(seed: int, step: int) -> int:
 def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
     """Write ``path`` through ``path.tmp`` then rename; a failure (a full disk) removes the
     temporary file and raises a WriteError naming ``path``."""
-    from .data._writing import write_error
+    import errno
+
+    from .data._writing import _disk_full, write_error
 
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -114,22 +116,25 @@ def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") ->
             pass
         if isinstance(exc, OSError):
             raise write_error(exc, path) from None
-        if isinstance(exc, RuntimeError) and "write" in str(exc).lower():  # torch wraps the OSError
-            raise write_error(_os_error_of(exc), path) from None
+        if isinstance(exc, RuntimeError):  # torch's writer wraps the OSError, or loses it
+            cause = _os_error_of(exc)
+            if cause is not None:
+                raise write_error(cause, path) from None
+            if _disk_full(path):
+                raise write_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) from None
         raise
 
 
-def _os_error_of(exc: BaseException) -> OSError:
-    """The OSError behind ``exc`` (torch's writer wraps it in a RuntimeError)."""
+def _os_error_of(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc`` (torch's writer wraps it in a RuntimeError), if any."""
     seen: BaseException | None = exc
-    while seen is not None:
+    for _ in range(20):
+        if seen is None:
+            break
         if isinstance(seen, OSError):
             return seen
         seen = seen.__cause__ or seen.__context__
-    import errno
-
-    full = "space" in str(exc).lower()
-    return OSError(errno.ENOSPC if full else errno.EIO, os.strerror(errno.ENOSPC if full else errno.EIO))
+    return None
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:

@@ -41,11 +41,25 @@ def write_error(exc: OSError, path: str | os.PathLike[str]) -> WriteError:
     """``exc`` as a :class:`WriteError` whose message names ``path``."""
     if isinstance(exc, WriteError):
         return exc
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        what = "no space left on device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
-        return WriteError(exc.errno, f"{what} writing {path}")
+    code = exc.errno
+    if code is None and _disk_full(Path(path)):  # numpy's tofile: "N requested and M written", no errno
+        code = errno.ENOSPC
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        what = "no space left on device" if code == errno.ENOSPC else "disk quota exceeded"
+        return WriteError(code, f"{what} writing {path}")
     reason = exc.strerror or str(exc)
     return WriteError(exc.errno, f"cannot write {path}: {reason}")
+
+
+def _disk_full(path: Path) -> bool:
+    """Whether the filesystem holding ``path`` has (almost) no space left for us."""
+    for p in (path, *path.parents):
+        try:
+            st = os.statvfs(p)
+        except OSError:
+            continue
+        return st.f_bavail * st.f_frsize < (1 << 20)
+    return False
 
 
 def lock_path(out: Path) -> Path:
