@@ -114,3 +114,90 @@ def test_reproduce_small(data, tmp_path, capsys) -> None:  # type: ignore[no-unt
     assert main(argv) == 0  # finished runs are reused, not retrained
     assert main([*argv[:6], "sasrec", *argv[7:]]) == 2
     assert "unknown model 'sasrec'" in capsys.readouterr().err
+
+
+# -- issue 9, item 3: --resume takes the run's settings ------------------------------------------
+
+
+def _guard_steps(monkeypatch, limit: int, interrupt_at: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Fail if training goes past ``limit`` steps (a resume that forgot the stored max_steps);
+    optionally Ctrl-C at step ``interrupt_at``."""
+    import os
+    import signal
+
+    import comirec.training as training
+
+    real = training._Trainer._loop
+
+    def loop(self, on_step):  # type: ignore[no-untyped-def]
+        def check(step: int) -> None:
+            assert step <= limit, f"training went past the run's {limit} steps"
+            if step == interrupt_at:
+                os.kill(os.getpid(), signal.SIGINT)
+            if on_step is not None:
+                on_step(step)
+
+        return real(self, check)
+
+    monkeypatch.setattr(training._Trainer, "_loop", loop)
+
+
+def test_resume_takes_the_stored_settings(data, tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    base = ["--model", "gru4rec", "--max-steps", "30", "--eval-every", "10", "--lr", "0.005", *TINY]
+    whole = tmp_path / "whole"
+    assert main(["train", "--data", str(data), "--out", str(whole), *base]) == 0
+    part = tmp_path / "part"
+    _guard_steps(monkeypatch, 30, interrupt_at=12)
+    assert main(["train", "--data", str(data), "--out", str(part), *base]) == 130
+    capsys.readouterr()
+    # the printed command: nothing but --data, --out, --resume (and the progress bar on)
+    assert main(["train", "--data", str(data), "--out", str(part), "--resume", "--threads", "1", "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "/30" in err  # the bar's total is the stored max_steps
+    a, b = (torch.load(r / "last.pt", weights_only=True) for r in (whole, part))
+    assert a["step"] == b["step"] == 30
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])  # bit-identical
+    ma, mb = (json.loads((r / "metrics.json").read_text()) for r in (whole, part))
+    assert ma["test"] == mb["test"] and ma["best_step"] == mb["best_step"]
+
+
+def test_resume_refuses_changed_settings_and_extends_budgets(data, tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--model", "youtube-dnn", "--max-steps", "10", "--eval-every", "10", *TINY]) == 0
+    capsys.readouterr()
+    for extra, flag in ((["--lr", "0.01"], "--lr 0.01"), (["--dim", "32"], "--dim 32"), (["--batch-size", "32"], "--batch-size 32"),
+                        (["--model", "mind"], "--model mind")):
+        assert main(["train", "--data", str(data), "--out", str(run), "--resume", *extra]) == 2
+        err = capsys.readouterr().err
+        assert flag in err and "--resume takes every setting from" in err and len(err.strip().splitlines()) == 1, err
+    # the same values again are no change; a longer budget is applied with a notice and stored
+    _guard_steps(monkeypatch, 20)
+    assert main(["train", "--data", str(data), "--out", str(run), "--resume", "--lr", "0.001", "--batch-size", "64",
+                 "--max-steps", "20", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "--max-steps 20 applied (the run was started with 10" in err
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 20
+    assert json.loads((run / "config.json").read_text())["train"]["max_steps"] == 20
+
+
+def test_progress_bar_shows_a_dash_then_each_validation(data, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import tqdm
+
+    shown: list[str] = []
+
+    class Recorder(tqdm.tqdm):  # type: ignore[misc]
+        def set_postfix(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            shown.append(kwargs.get("val_r50"))
+            return super().set_postfix(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm, "tqdm", Recorder)
+    run = tmp_path / "run"
+    argv = ["--model", "youtube-dnn", "--max-steps", "60", "--eval-every", "30", *[a for a in TINY if a != "--no-progress"]]
+    assert main(["train", "--data", str(data), "--out", str(run), *argv]) == 0
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    vals = [f"{x['valid']['recall@50']:.4f}" for x in log if "valid" in x]
+    assert shown[0] == "–"  # before the first validation (was "nan")
+    assert [v for v in dict.fromkeys(shown) if v != "–"] == list(dict.fromkeys(vals))
+    assert shown[shown.index(vals[0]) - 1] == "–"  # updated at the validation itself

@@ -85,8 +85,10 @@ def test_errors_are_raised(data: tuple[np.ndarray, np.ndarray]) -> None:
         ItemIndex(vectors, backend="annoy")
     with pytest.raises(ValueError, match="exact only"):
         ItemIndex(vectors, backend="torch", factory="HNSW32")
-    with pytest.raises(RuntimeError):  # faiss's own error for a factory string it cannot parse
+    with pytest.raises(ValueError, match=r"^index: faiss cannot build 'NoSuchIndex' .*could not parse"):  # one line, no C++ frame
         ItemIndex(vectors, factory="NoSuchIndex")
+    with pytest.raises(ValueError, match=r"^index: .*'IVF4096,Flat'.*Number of training points"):
+        ItemIndex(vectors, factory="IVF4096,Flat")
     with pytest.raises(TypeError, match="numeric"):
         index.search(np.array([["a"] * 8]), 2)
 

@@ -33,10 +33,14 @@ def _train_options(p: argparse.ArgumentParser) -> None:
 
     add_arguments(p, ModelConfig)
     add_arguments(p, TrainConfig)
-    for action in p._actions:  # --model is not needed with --resume (the run knows its model)
-        if action.dest == "model":
+    for action in p._actions:
+        if action.dest == "model":  # --model is not needed with --resume (the run knows its model)
             action.required = False
             action.default = None
+        elif action.option_strings and not action.required and action.dest != "help":
+            # Options not given stay out of the namespace (the dataclass defaults apply), so
+            # --resume can tell an option given again from a default (comirec.training.resume_config).
+            action.default = argparse.SUPPRESS
 
 
 @command("evaluate", "evaluate a trained run (Recall/NDCG/HitRate/Diversity @N, several λ)", "comirec.evaluation:cli_evaluate")
@@ -114,11 +118,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
-        # Bad input: one clear line, no traceback.
-        print(f"comirec {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise
+        # One clear line, no traceback: 2 for bad input, 1 for an I/O failure.
+        _print_error(f"comirec {args.command}: error: {error_line(exc)}")
+        return code
 
+
+def exit_code(exc: BaseException) -> int | None:
+    """2 for bad input, 1 for an I/O failure (disk full, another writer, ...), None for a bug."""
+    from comirec.data._writing import OutputBusyError, WriteError
+
+    if isinstance(exc, (OutputBusyError, WriteError)):
+        return 1
+    if isinstance(exc, (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)):
+        return 2
+    if isinstance(exc, OSError):
+        return 1
+    return None
+
+
+def error_line(exc: BaseException) -> str:
+    """The exception's message on one line (an OSError without a file: its errno text)."""
+    from comirec.data._writing import write_error
+
+    if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, FileExistsError)) and exc.filename:
+        exc = write_error(exc, exc.filename)
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.splitlines())
+
+
+def _print_error(text: str) -> None:
+    # Messages may hold undecodable bytes from a file or a file name (surrogate escapes): show
+    # them as escapes instead of failing to print, or echoing raw bytes to the terminal.
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    safe = "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    print(safe.encode(encoding, "backslashreplace").decode(encoding), file=sys.stderr)
 
 if __name__ == "__main__":
     sys.exit(main())

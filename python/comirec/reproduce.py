@@ -439,12 +439,17 @@ def cli_reproduce(args: Any) -> int:
     from .config import from_namespace
 
     cfg = from_namespace(ReproduceConfig, args)
+    from .data._writing import OutputLock
+
     parse_models(cfg.models)  # fail before any work
-    report = run_all(cfg)
     out = Path(cfg.out)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    md = "\n\n".join(f"## protocol: {p}\n\n" + render(report, p) for p in ("standard", "comirec"))
-    (out / "report.md").write_text("# comirec reproduce\n\n" + md + "\n")
+    if os.path.lexists(out) and not out.is_dir():
+        raise FileExistsError(f"--out {out}: exists and is not a directory; expected an output directory")
+    with OutputLock(out):  # a second reproduce into the same --out fails at once (exit 1)
+        report = run_all(cfg)
+        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        md = "\n\n".join(f"## protocol: {p}\n\n" + render(report, p) for p in ("standard", "comirec"))
+        (out / "report.md").write_text("# comirec reproduce\n\n" + md + "\n")
     print(render(report, cfg.protocol))
     print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
     return 0

@@ -86,10 +86,14 @@ class ItemIndex:
         if not np.isfinite(v).all():
             raise ValueError("vectors contain NaN or infinite values")
         self.n_items, self.dim = int(v.shape[0]), int(v.shape[1])
-        index = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
-        if not index.is_trained:
-            index.train(v)
-        index.add(v)
+        try:
+            index = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
+            if not index.is_trained:
+                index.train(v)
+            index.add(v)
+        except RuntimeError as exc:  # faiss reports a bad factory string or training set this way
+            raise ValueError(f"index: faiss cannot build {factory!r} for {self.n_items} items of dimension {self.dim}: "
+                             f"{_faiss_reason(exc)} (expected a faiss index_factory string such as 'Flat', 'HNSW32' or 'IVF64,Flat')") from None
         if hasattr(index, "nprobe"):
             index.nprobe = int(nprobe)
         # The faiss GPU index when faiss has one (it has no GPU HNSW); otherwise the index stays
@@ -146,6 +150,16 @@ class ItemIndex:
             items[lo : lo + rows, :take] = top_i.cpu().numpy() + 1
             scores[lo : lo + rows, :take] = top_s.cpu().numpy()
         return Retrieved(items.reshape(B, K, n), scores.reshape(B, K, n))
+
+
+def _faiss_reason(exc: BaseException) -> str:
+    """The useful part of a faiss error (its messages start with a C++ function and file)."""
+    import re
+
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^Error in .*? at \S+:\d+: ", "", text)
+    text = re.sub(r"^Error: '.*?' failed: ", "", text)
+    return text[:300]
 
 
 def _to_numpy(x: Any) -> np.ndarray:

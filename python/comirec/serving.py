@@ -67,7 +67,7 @@ class Recommender:
         try:
             pos = np.searchsorted(table, keys, sorter=self._raw_order)
         except TypeError:
-            raise TypeError(f"raw ids of type {keys.dtype} cannot be compared with the run's raw ids ({table.dtype})") from None
+            raise TypeError(f"histories: raw ids of type {keys.dtype} cannot be compared with the run's raw ids ({table.dtype})") from None
         pos = np.minimum(pos, table.shape[0] - 1)
         cand = self._raw_order[pos]
         found = table[cand] == keys
@@ -77,8 +77,9 @@ class Recommender:
         """Left-aligned (B, maxlen) histories of the most recent items, and their mask."""
         single = _is_single(histories)
         seqs = [histories] if single else list(histories)
-        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-        parts = [np.asarray(s).ravel() for s in seqs if len(s)]  # an empty list would come back float64
+        arrays = [_as_flat(s, i, single) for i, s in enumerate(seqs)]
+        lengths = np.array([a.shape[0] for a in arrays], dtype=np.int64)
+        parts = [a for a in arrays if a.shape[0]]  # an empty list would come back float64
         flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         if raw:
             ids = self.raw_to_internal(flat)
@@ -151,13 +152,27 @@ def _is_single(histories: Any) -> bool:
     return np.ndim(seq[0]) == 0
 
 
+def _as_flat(seq: Any, i: int, single: bool) -> np.ndarray:
+    """One history as a 1-D array; a nested or ragged one is a ValueError naming it."""
+    where = "histories" if single else f"histories[{i}]"
+    if isinstance(seq, (str, bytes)) and not single:
+        raise TypeError(f"{where}: expected a sequence of item ids, not a string")
+    try:
+        a = np.asarray(seq)
+    except (ValueError, TypeError):
+        raise ValueError(f"{where}: expected a flat sequence of item ids, got a nested or ragged list") from None
+    if a.ndim != 1:
+        raise ValueError(f"{where}: expected a flat sequence of item ids, got {'a single value' if a.ndim == 0 else f'an array of shape {a.shape}'}")
+    return a
+
+
 def _as_ids(seq: Any, n_items: int) -> np.ndarray:
     ids = np.asarray(seq)
     if ids.size == 0:
         return np.zeros(0, np.int64)
     if not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(f"internal item ids must be integers, got {ids.dtype} (pass raw=True for raw ids)")
+        raise TypeError(f"histories: internal item ids must be integers, got {ids.dtype} (pass raw=True for raw ids)")
     ids = ids.astype(np.int64).ravel()
     if ids.min() < 0 or ids.max() > n_items:  # 0 is padding (dropped)
-        raise ValueError(f"item ids must be in 1..{n_items} (internal ids, 0 = padding; pass raw=True for raw ids), got values in [{ids.min()}, {ids.max()}]")
+        raise ValueError(f"histories: item ids must be in 1..{n_items} (internal ids, 0 = padding; pass raw=True for raw ids), got values in [{ids.min()}, {ids.max()}]")
     return ids

@@ -95,27 +95,64 @@ def _step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
 
 
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write ``path`` through ``path.tmp`` then rename; a failure (a full disk) removes the
+    temporary file and raises a WriteError naming ``path``."""
+    import errno
+
+    from .data._writing import _disk_full, write_error
+
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise write_error(exc, path) from None
+        if isinstance(exc, RuntimeError):  # torch's writer wraps the OSError, or loses it
+            cause = _os_error_of(exc)
+            if cause is not None:
+                raise write_error(cause, path) from None
+            if _disk_full(path):
+                raise write_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) from None
+        raise
+
+
+def _os_error_of(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc`` (torch's writer wraps it in a RuntimeError), if any."""
+    seen: BaseException | None = exc
+    for _ in range(20):
+        if seen is None:
+            break
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     import torch
 
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    _atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    _atomic_write(path, lambda f: f.write(text), mode="w")
 
 
 def write_items(run: Path, ds: Any) -> None:
     raw = np.asarray(ds.item_raw)
     if raw.dtype == object:
         raw = raw.astype(str)
-    tmp = run / (ITEMS + ".tmp.npz")
-    np.savez(tmp, item_raw=raw, item_cat=np.asarray(ds.item_cat, dtype=np.int32))
-    os.replace(tmp, run / ITEMS)
+    cat = np.asarray(ds.item_cat, dtype=np.int32)
+    _atomic_write(run / ITEMS, lambda f: np.savez(f, item_raw=raw, item_cat=cat))
 
 
 def load_run_config(run: Path) -> dict[str, Any]:
@@ -126,9 +163,12 @@ def load_run_config(run: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"{run} is not a comirec run directory (no {CONFIG}; create one with comirec train)")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        cfg = json.loads(path.read_bytes())
+    except ValueError as exc:  # also undecodable bytes
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(cfg, dict) or not all(isinstance(cfg.get(k), dict) for k in ("model", "train", "dataset")):
+        raise ValueError(f"{path}: expected a JSON object with 'model', 'train' and 'dataset' objects (written by comirec train)")
+    return cfg
 
 
 def build_from_config(model_cfg: ModelConfig, n_items: int) -> Any:
@@ -180,8 +220,12 @@ def load_model(run: Path | str, device: Any = "cpu") -> tuple[Any, dict[str, Any
     model = build_from_config(model_cfg, int(cfg["dataset"]["n_items"]))
     for name in (BEST, LAST):
         if (run / name).is_file():
-            state = torch.load(run / name, map_location="cpu", weights_only=True)
-            model.load_state_dict(state["model"] if "optimizer" in state else state)
+            state = _load_checkpoint(run / name)
+            try:
+                model.load_state_dict(state["model"] if isinstance(state, dict) and "optimizer" in state else state)
+            except (RuntimeError, TypeError, KeyError, AttributeError) as exc:
+                reason = " ".join(str(exc).split())[:200]
+                raise ValueError(f"{run / name}: does not hold this run's {model_cfg.model} weights ({reason})") from None
             break
     else:
         raise ValueError(f"{run} has no checkpoint ({BEST} or {LAST}): its training never reached a save")
@@ -284,9 +328,26 @@ def train(
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads or auto_threads())
     try:
-        return _train(model_cfg, cfg, ds, device, on_step, on_validate, evaluate_test)
+        with _run_lock(Path(cfg.out)):  # one writer per run directory
+            return _train(model_cfg, cfg, ds, device, on_step, on_validate, evaluate_test)
     finally:
         torch.set_num_threads(threads_before)  # a library call leaves the process as it found it
+
+
+def _run_lock(run: Path) -> Any:
+    from .data._writing import OutputBusyError, OutputLock, write_error
+
+    if os.path.lexists(run) and not run.is_dir():
+        raise FileExistsError(f"--out {run}: exists and is not a directory; expected a run directory")
+    lock = OutputLock(run)
+    try:
+        return lock.acquire()
+    except OutputBusyError:
+        raise
+    except (NotADirectoryError, FileExistsError):
+        raise FileExistsError(f"--out {run}: a parent path is a file, not a directory") from None
+    except OSError as exc:
+        raise write_error(exc, lock.path) from None
 
 
 def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_step: Callable[[int], None] | None,
@@ -301,11 +362,10 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_st
     torch.manual_seed(cfg.seed)
     model = build_from_config(model_cfg, ds.n_items).to(device)
     eval_kwargs: dict[str, Any] = dict(maxlen=model_cfg.maxlen, batch_size=cfg.eval_batch_size, device=device, factory=cfg.index)
-    with open(run / LOG, "a") as log_f:
+    with _LogFile(run / LOG) as log_f:
 
         def log(record: dict[str, Any]) -> None:
             log_f.write(json.dumps(record) + "\n")
-            log_f.flush()
 
         def validate() -> dict[str, float]:
             rep = evaluate_model(model, ds, split="valid", ns=(50,), protocols=(cfg.protocol,), max_users=cfg.eval_users or None, **eval_kwargs)
@@ -332,6 +392,99 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_st
 
 # Options that may change when a run is resumed; everything else comes from the stored config.
 _RESUMABLE = ("max_steps", "max_minutes", "patience", "progress", "device", "threads", "resume", "out", "data")
+# Of those, the ones that change the run's length: a new value is written back to config.json.
+EXTENDABLE = ("max_steps", "max_minutes", "patience")
+# What a killed `comirec train` may leave before it wrote config.json: a new run may start there.
+_CREATION_LEFTOVERS = {ITEMS, ITEMS + ".tmp", CONFIG + ".tmp"}
+
+
+class _LogFile:
+    """``log.jsonl`` opened for appending; a line cut short by a kill is completed first (so the
+    next record starts on its own line); write errors name the file."""
+
+    def __init__(self, path: Path) -> None:
+        from .data._writing import write_error
+
+        self.path = path
+        try:
+            self._f = open(path, "a+b")
+            if self._f.tell() > 0:
+                self._f.seek(-1, os.SEEK_END)
+                if self._f.read(1) != b"\n":
+                    self._f.write(b"\n")
+        except OSError as exc:
+            raise write_error(exc, path) from None
+
+    def write(self, text: str) -> None:
+        from .data._writing import write_error
+
+        try:
+            self._f.write(text.encode())
+            self._f.flush()
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
+
+    def __enter__(self) -> "_LogFile":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._f.close()
+        except OSError:
+            pass
+
+
+def resume_config(run: Path, model_cfg: ModelConfig | None, cfg: TrainConfig, given: set[str] | None = None,
+                  notice: Callable[[str], None] | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """The settings of ``--resume``: every setting from the run's config.json, except the options
+    in ``given`` (those the user passed). A given option that differs from the stored one is
+    applied with a notice when it only changes the run's length or where it runs (max_steps,
+    max_minutes, patience, device, threads, progress, data); any other difference is refused
+    (ValueError), since it would change the model, the data or the optimisation."""
+    stored = load_run_config(run)
+    try:
+        stored_model = ModelConfig.from_stored(stored["model"])
+        stored_train = dict(stored["train"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{run / CONFIG}: not a comirec run configuration ({exc})") from None
+    given = set(given) if given is not None else {f.name for f in dataclasses.fields(TrainConfig)} | {"model"}
+    notice = notice or (lambda text: print(text, file=sys.stderr))
+    refused = []
+    for name in sorted(given):
+        if name in ("resume", "out"):
+            continue
+        if name in dataclasses.asdict(stored_model) or name == "model":
+            if model_cfg is None:
+                continue
+            old, new = getattr(stored_model, name), getattr(model_cfg, name)
+        elif name in stored_train:
+            old, new = stored_train[name], getattr(cfg, name)
+        else:
+            continue
+        if isinstance(old, list):
+            old = tuple(old)
+        if old == new:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name in _RESUMABLE:
+            if name in EXTENDABLE:
+                notice(f"--resume: {flag} {new} applied (the run was started with {old}; config.json updated)")
+        else:
+            refused.append(f"{flag} {new} (the run has {old})")
+    if refused:
+        raise ValueError(
+            f"--resume {run}: {'; '.join(refused)}: --resume takes every setting from {run / CONFIG}; only "
+            "--max-steps, --max-minutes, --patience, --device, --threads and --progress may change "
+            "(start a new run with another --out to change the others)"
+        )
+    merged = {k: v for k, v in stored_train.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
+    for name in _RESUMABLE:
+        if name in given or name not in merged:
+            merged[name] = getattr(cfg, name)
+    for name, value in merged.items():
+        if isinstance(value, list):
+            merged[name] = tuple(value)
+    return stored_model, TrainConfig(**merged)
 
 
 def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Any) -> tuple[ModelConfig, TrainConfig, Any]:
@@ -342,15 +495,42 @@ def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Any) -
         check_same_items(stored["dataset"]["n_items"], ds, f"--resume {run}")
         model_cfg = ModelConfig.from_stored(stored["model"])
         cfg = dataclasses.replace(cfg, **{k: v for k, v in stored["train"].items() if k not in _RESUMABLE})
-        state = torch.load(run / LAST, map_location="cpu", weights_only=True) if (run / LAST).is_file() else None
+        extended = {k: getattr(cfg, k) for k in EXTENDABLE if stored["train"].get(k) != getattr(cfg, k)}
+        if extended:  # a later --resume continues with the extended budget
+            stored["train"].update(extended)
+            _atomic_write_text(run / CONFIG, json.dumps(stored, indent=2) + "\n")
+        if not (run / ITEMS).is_file():  # killed between config.json and items.npz
+            write_items(run, ds)
+        state = _load_checkpoint(run / LAST) if (run / LAST).is_file() else None
         return model_cfg, cfg, state
-    if run.exists() and (not run.is_dir() or any(run.iterdir())):
+    if run.exists() and (not run.is_dir() or set(os.listdir(run)) - _CREATION_LEFTOVERS):
         raise FileExistsError(f"run directory {run} already exists and is not empty (pass --resume to continue it, or choose another --out)")
-    run.mkdir(parents=True, exist_ok=True)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from .data._writing import write_error
+
+        raise write_error(exc, run) from None
     config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "dataset": dataset_identity(ds)}
-    _atomic_write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")
     write_items(run, ds)
+    _atomic_write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")  # last: it marks the run as created
     return model_cfg, cfg, None
+
+
+def _load_checkpoint(path: Path) -> Any:
+    """``torch.load`` of a checkpoint; a corrupt or truncated file is a ValueError naming it."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError, IndexError, OSError) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError)):
+            raise
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ValueError(f"{path}: not a readable comirec checkpoint (corrupt or truncated: {reason})") from None
 
 
 @dataclasses.dataclass
@@ -451,7 +631,7 @@ class _Trainer:
 
         cfg, st = self.cfg, self.st
         budget = cfg.max_minutes * 60.0 if cfg.max_minutes > 0 else math.inf
-        loss_sum, loss_n, last_valid = 0.0, 0, float("nan")
+        loss_sum, loss_n, last_valid = 0.0, 0, "–"  # no validation yet
         bar = tqdm(total=cfg.max_steps, initial=st.step, disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr, desc=self.model_cfg.model)
         self.model.train()
         t_start = time.perf_counter() - st.elapsed
@@ -464,13 +644,15 @@ class _Trainer:
                     loss_n += 1
                     st.train_time += time.perf_counter() - t0
                     if st.step % 20 == 0:
-                        bar.set_postfix(loss=f"{float(loss_sum) / loss_n:.4f}", val_r50=f"{last_valid:.4f}", refresh=False)
+                        bar.set_postfix(loss=f"{float(loss_sum) / loss_n:.4f}", val_r50=last_valid, refresh=False)
                     bar.update(1)
                     if on_step is not None:
                         on_step(st.step)
                     if st.step % cfg.eval_every == 0 or st.step == cfg.max_steps:
                         st.elapsed = time.perf_counter() - t_start
-                        last_valid = self.checkpoint(float(loss_sum) / loss_n)
+                        mean_loss = float(loss_sum) / loss_n
+                        last_valid = f"{self.checkpoint(mean_loss):.4f}"
+                        bar.set_postfix(loss=f"{mean_loss:.4f}", val_r50=last_valid)  # shown at once
                         loss_sum, loss_n = 0.0, 0
                     st.elapsed = time.perf_counter() - t_start
                     if stop.set:
@@ -483,19 +665,26 @@ class _Trainer:
 
 
 def cli_train(args: Any) -> int:
-    """``comirec train``: options come from ModelConfig + TrainConfig."""
+    """``comirec train``: options come from ModelConfig + TrainConfig. With ``--resume`` every
+    setting comes from the run's config.json; see :func:`resume_config` for the options given
+    again (the parser leaves options that were not given out of ``args``)."""
     from .config import from_namespace
 
-    if args.resume:
+    given = {k for k, v in vars(args).items() if not k.startswith("_") and v is not None}
+    cfg = from_namespace(TrainConfig, args)
+    if getattr(args, "resume", False):
+        model_given = {f.name for f in dataclasses.fields(ModelConfig)} & given
         stored = load_run_config(Path(args.out))
-        model_cfg = ModelConfig.from_stored(stored["model"])
-        if args.model is not None and args.model != model_cfg.model:
-            raise ValueError(f"--model {args.model} does not match the run being resumed ({model_cfg.model})")
+        try:
+            base = ModelConfig.from_stored(stored["model"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{Path(args.out) / CONFIG}: not a comirec run configuration ({exc})") from None
+        asked = dataclasses.replace(base, **{k: getattr(args, k) for k in model_given})
+        model_cfg, cfg = resume_config(Path(args.out), asked, cfg, given)
     else:
-        if args.model is None:
+        if getattr(args, "model", None) is None:
             raise ValueError("--model is required: one of mostpop, youtube-dnn, gru4rec, mind, comirec-dr, comirec-sa")
         model_cfg = from_namespace(ModelConfig, args)
-    cfg = from_namespace(TrainConfig, args)
     run = train(model_cfg, cfg)
     final = json.loads((run / METRICS).read_text())
     test = final["test"]["standard"]["0.0"]

@@ -104,6 +104,14 @@ def preview(text: str) -> str:
     return repr(text if len(text) <= _PREVIEW else text[:_PREVIEW] + "...")
 
 
+def preview_bytes(raw: bytes) -> str:
+    """A quoted, printable preview of raw input bytes: text as is, bytes that are not UTF-8 as
+    \\xNN and control characters escaped (garbage is never echoed raw to the terminal)."""
+    text = raw[: _PREVIEW * 4].decode("utf-8", errors="backslashreplace")
+    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return "'" + (text if len(text) <= _PREVIEW else text[:_PREVIEW] + "...") + "'"
+
+
 def _is_number(text: str) -> bool:
     try:
         return math.isfinite(float(text))
@@ -184,7 +192,7 @@ def locate_csv_error(
                         f"{first_line_no}, got {this}: {preview(value)}"
                     )
     last = block.first_line + block.data.count(b"\n") - 1
-    return DataFormatError(f"{block.path}, lines {block.first_line}-{last}: cannot parse: {arrow_message}")
+    return DataFormatError(f"{block.path}, lines {block.first_line}-{last}: cannot parse: {preview(arrow_message)}")
 
 
 def _delim_name(delimiter: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._text import BLOCK_BYTES, Block, DataFormatError, first_line, iter_blocks, locate_csv_error, preview
+from ._text import BLOCK_BYTES, Block, DataFormatError, first_line, iter_blocks, locate_csv_error, preview, preview_bytes
 from .log import LogBuilder, RawLog
 
 FORMATS = ("amazon-books", "taobao", "movielens", "sequences", "csv", "parquet")
@@ -278,7 +278,7 @@ def _locate_json_error(block: Block, arrow_message: str) -> DataFormatError:
             return DataFormatError(
                 f"{where}, field 'unixReviewTime': expected an integer unix time, got {preview(str(rec['unixReviewTime']))}"
             )
-    return DataFormatError(f"{block.path}, lines from {block.first_line}: cannot parse: {arrow_message}")
+    return DataFormatError(f"{block.path}, lines from {block.first_line}: cannot parse: {preview(arrow_message)}")
 
 
 def _amazon_category(rec: dict[str, Any]) -> str | None:
@@ -524,12 +524,15 @@ def load_sequences(path: Path, categories: Path | None, block_bytes: int = BLOCK
 
     builder = LogBuilder(with_row_categories=False, with_time=False)
     for block in iter_blocks(path, block_bytes):
-        lines = pcsv.read_csv(
-            pa.BufferReader(block.data),
-            read_options=pcsv.ReadOptions(column_names=["line"]),
-            parse_options=pcsv.ParseOptions(delimiter="\x1f", quote_char=False),
-            convert_options=pcsv.ConvertOptions(column_types={"line": pa.string()}),
-        )["line"].combine_chunks()
+        try:
+            lines = pcsv.read_csv(
+                pa.BufferReader(block.data),
+                read_options=pcsv.ReadOptions(column_names=["line"]),
+                parse_options=pcsv.ParseOptions(delimiter="\x1f", quote_char=False),
+                convert_options=pcsv.ConvertOptions(column_types={"line": pa.string()}),
+            )["line"].combine_chunks()
+        except pa.ArrowInvalid as exc:
+            raise _locate_sequences_error(block, str(exc)) from None
         tokens = pc.utf8_split_whitespace(lines)
         lengths = np.asarray(pc.list_value_length(tokens).to_numpy(zero_copy_only=False), dtype=np.int64)
         flat = pc.list_flatten(tokens)
@@ -542,6 +545,24 @@ def load_sequences(path: Path, categories: Path | None, block_bytes: int = BLOCK
         builder.add(users, pc.filter(flat, pa.array(is_item)))
     side = read_category_table(categories, block_bytes) if categories is not None else None
     return builder.finish(side_categories=side, source=str(path))
+
+
+def _locate_sequences_error(block: Block, arrow_message: str) -> DataFormatError:
+    """The first line of a block that is not text (undecodable bytes, control characters)."""
+    for offset, raw in enumerate(block.data.split(b"\n")):
+        raw = raw.rstrip(b"\r")
+        try:
+            text = raw.decode("utf-8")
+            bad, what = any(ch != "\t" and not ch.isprintable() for ch in text), "control characters"
+        except UnicodeDecodeError:
+            bad, what = True, "bytes that are not UTF-8"
+        if bad:
+            return DataFormatError(
+                f"{block.path}, line {block.first_line + offset}: expected text lines 'user item item ...', "
+                f"got {what}: {preview_bytes(raw)}"
+            )
+    last = block.first_line + block.data.count(b"\n") - 1
+    return DataFormatError(f"{block.path}, lines {block.first_line}-{last}: cannot parse: {preview(arrow_message)}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """``comirec synth``: a SYNTHETIC prepared dataset with planted multi-category interests.
 
 The generative story, all vectorised over blocks of users (so 10M users x 1M items streams in
-bounded memory, straight into the memory-mapped output):
+bounded memory, written block by block to the output file):
 
 - Categories have power-law sizes and popularity (``category_skew``); each holds a contiguous
   range of items whose popularity within the category is a power law (``item_skew``).
@@ -98,23 +98,21 @@ def synthesize(cfg: SynthConfig) -> PreparedDataset:
         raise ValueError(f"users * mean_length: {total} interactions exceed the int32 CSR limit (2**31 - 1)")
 
     with PreparedWriter(cfg.out, overwrite=cfg.overwrite) as writer:
-        items = writer.open_memmap("items", np.int32, (total,))
         counts = np.zeros(n_items, np.int64)
-        for b, a in enumerate(blocks):
-            n = min(USER_BLOCK, n_users - a)
-            chunk = _user_block(
-                np.random.default_rng([cfg.seed, 2, b]), lengths[a : a + n], kmin, kmax, cat_p, cfg, sizes, cat_start
-            )
-            items[indptr[a] : indptr[a + n]] = chunk
-            counts += np.bincount(chunk, minlength=n_items)
-        # Remap to 1..n_items by descending frequency (ties: provisional id), in place.
-        order = np.argsort(-counts, kind="stable")
-        new_id = np.empty(n_items, np.int32)
-        new_id[order] = np.arange(1, n_items + 1, dtype=np.int32)
-        step = 1 << 24
-        for a in range(0, total, step):
-            items[a : a + step] = new_id[items[a : a + step]]
-        items.flush()
+        with writer.write_stream("items", np.int32, total) as items_out:
+            for b, a in enumerate(blocks):
+                n = min(USER_BLOCK, n_users - a)
+                chunk = _user_block(
+                    np.random.default_rng([cfg.seed, 2, b]), lengths[a : a + n], kmin, kmax, cat_p, cfg, sizes, cat_start
+                )
+                items_out.append(chunk)
+                counts += np.bincount(chunk, minlength=n_items)
+            # Remap to 1..n_items by descending frequency (ties: provisional id), in place.
+            order = np.argsort(-counts, kind="stable")
+            new_id = np.empty(n_items, np.int32)
+            new_id[order] = np.arange(1, n_items + 1, dtype=np.int32)
+            items_out.transform(lambda x: new_id[x])
+        items = np.load(writer.path("items"), mmap_mode="r")  # read-only: reads cannot SIGBUS on a full disk
         split = draw_split(n_users, cfg.seed, tuple(cfg.split_ratio))
         item_cat = np.concatenate([[-1], item_cat_prov[order]]).astype(np.int32)
         writer.save("indptr", indptr)
