@@ -76,7 +76,10 @@ def _synth_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from comirec import __version__
+
     parser = argparse.ArgumentParser(prog="comirec", description="Controllable multi-interest recommendation (ComiRec).")
+    parser.add_argument("--version", action="version", version=f"comirec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, add, target) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -104,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Bad input: one clear line, no traceback.
         print(f"comirec {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # an optional dependency is missing: its message names the extra
+        print(f"comirec {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -51,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         kwargs: dict[str, Any] = {"dest": f.name, "help": help_text}
         if f.default is not dataclasses.MISSING:
             kwargs["default"] = f.default
-            kwargs["help"] = f"{help_text} (default: {f.default!r})"
+            if "default" not in help_text and f.default is not None:  # the help may say it better
+                shown = (",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in f.default) or "none") if isinstance(f.default, tuple) else f.default
+                kwargs["help"] = f"{help_text} (default: {shown})"
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             kwargs["default"] = f.default_factory()  # type: ignore[misc]
         else:
