@@ -68,7 +68,8 @@ def test_wheel_is_abi3_manylinux(wheel: Path) -> None:
         names = z.namelist()
         meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert any(n.startswith("comirec/_core") and n.endswith(".abi3.so") for n in names), names
-    assert any(n.endswith("LICENSE") for n in names), names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    assert not any(n == "LICENSE" for n in names), names  # not into site-packages itself
     assert "License-Expression: MIT" in meta
 
 
