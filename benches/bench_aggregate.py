@@ -73,7 +73,8 @@ def numpy_merge(items: np.ndarray, scores: np.ndarray, n: int) -> comirec.Candid
 
 
 def label(benchmark: Any, shape: str, nominal: int, users: int, lam: float, who: str) -> None:
-    benchmark.group = f"aggregate {shape} lam={lam} B={nominal}"
+    # the Rust contender in its own group: a saved baseline compares it alone (benches/README.md)
+    benchmark.group = ("rust: " if who == "rust" else "") + f"aggregate {shape} lam={lam} B={nominal}"
     benchmark.extra_info.update(users=users, lam=lam, contender=who)
 
 

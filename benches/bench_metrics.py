@@ -30,7 +30,7 @@ def rankings(request: pytest.FixtureRequest, scale: float) -> tuple[int, Any]:
 
 
 def label(benchmark: Any, nominal: int, users: int, what: str, who: str) -> None:
-    benchmark.group = f"metrics {what} B={nominal}"
+    benchmark.group = ("rust: " if who == "rust" else "") + f"metrics {what} B={nominal}"
     benchmark.extra_info.update(users=users, contender=who)
 
 

@@ -62,6 +62,7 @@ def test_sampler_rust(benchmark, csr):
             b = sampler.batch(next(steps))
         return b
 
+    benchmark.group = "rust: sampler"
     b = benchmark.pedantic(run, rounds=RUST_ROUNDS, warmup_rounds=3)
     _check(b.users, b.history, b.mask, b.target, indptr, items)
     benchmark.extra_info["samples_per_round"] = RUST_BATCHES * BATCH
@@ -78,6 +79,7 @@ def test_sampler_rust_torch_prefetch(benchmark, csr):
             b = next(it)
         return b
 
+    benchmark.group = "rust: sampler"
     b = benchmark.pedantic(run, rounds=RUST_ROUNDS, warmup_rounds=3)
     _check(b.users.numpy(), b.history.numpy(), b.mask.numpy(), b.target.numpy(), indptr, items)
     benchmark.extra_info["samples_per_round"] = RUST_BATCHES * BATCH
@@ -95,6 +97,7 @@ def test_sampler_python_authors_style(benchmark, csr):
             b = next(it)
         return b
 
+    benchmark.group = "sampler"
     (users, targets), (hist, mask) = benchmark.pedantic(run, rounds=PY_ROUNDS, warmup_rounds=1)
     _check(users, hist, mask, targets, indptr, items)
     benchmark.extra_info["samples_per_round"] = PY_BATCHES * BATCH

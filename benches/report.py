@@ -33,7 +33,7 @@ def main(path: str) -> None:
             others += 1  # another section's benchmark (e.g. the sampler): reported there
             continue
         median = b["stats"]["median"]
-        groups[b["group"]][info["contender"]] = {
+        groups[b["group"].removeprefix("rust: ")][info["contender"]] = {  # the Rust contenders have their own group
             "users": info["users"],
             "median": median,
             "rounds": b["stats"]["rounds"],

@@ -42,6 +42,18 @@ def test_evaluate_json_is_one_object(run, capsys) -> None:  # type: ignore[no-un
     assert set(obj["0.1"]) == {f"{m}@{n}" for m in ("recall", "ndcg", "hitrate", "diversity") for n in (10, 50)}
 
 
+def test_the_retrieval_backend_is_logged_and_recorded(run, capsys) -> None:  # type: ignore[no-untyped-def]
+    final = json.loads((run / "metrics.json").read_text())
+    assert final["retrieval"] == {"backend": "faiss-cpu", "factory": "Flat", "nprobe": 16, "ef_search": None}
+    events = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert {"event": "retrieval", **final["retrieval"]} in events
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(run), "--index", "HNSW16", "--ef-search", "40", "--json"]) == 0
+    got = capsys.readouterr()
+    assert "retrieval: backend faiss-cpu, factory HNSW16, nprobe 16, ef_search 40" in got.err
+    json.loads(got.out)  # stdout stays one JSON object
+
+
 def test_evaluate_table_names_protocol_and_data(run, capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["evaluate", "--run", str(run), "--protocol", "comirec"]) == 0
     out = capsys.readouterr().out
@@ -56,6 +68,11 @@ def test_evaluate_table_names_protocol_and_data(run, capsys) -> None:  # type: i
         (["train"], "--model is required"),
         (["evaluate", "--n", "0"], "n (list length N) must be >= 1"),
         (["evaluate", "--lam", "-0.5"], "lam (λ) must be >= 0"),
+        (["train", "--model", "comirec-sa", "--index", "NoSuch"], "error: --index: faiss cannot build the index 'NoSuch'"),
+        (["evaluate", "--index", "IVF,Nope"], "error: --index: faiss cannot build the index 'IVF,Nope'"),
+        (["evaluate", "--nprobe", "0"], "--nprobe must be >= 1"),
+        (["train", "--model", "comirec-sa", "--ef-search", "0"], "--ef-search must be >= 1"),
+        (["evaluate", "--index", "IVF4,Flat", "--ef-search", "8"], "ef_search: only HNSW indexes have efSearch"),
     ],
 )
 def test_bad_values(data, run, tmp_path, capsys, argv, message) -> None:  # type: ignore[no-untyped-def]
@@ -64,7 +81,9 @@ def test_bad_values(data, run, tmp_path, capsys, argv, message) -> None:  # type
     else:
         argv = [*argv, "--run", str(run)]
     assert main(argv) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1, err  # one line, no traceback
 
 
 def test_unknown_model(data, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]

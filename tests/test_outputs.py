@@ -298,7 +298,7 @@ def test_invalid_faiss_factory_is_one_line(reference, tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["evaluate", "--run", str(run), "--index", "IVF4096,Flat", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("comirec evaluate: error: index: faiss cannot build 'IVF4096,Flat'") and len(err.splitlines()) == 1, err
+    assert err.startswith("comirec evaluate: error: factory: faiss cannot build 'IVF4096,Flat'") and len(err.splitlines()) == 1, err
 
 
 def test_garbage_in_sequences_names_file_and_line_escaped(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]

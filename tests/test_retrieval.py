@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
 pytest.importorskip("faiss")
 torch = pytest.importorskip("torch")
 
-from comirec.retrieval import ItemIndex  # noqa: E402
+from comirec.retrieval import RESOLVED_BACKENDS, ItemIndex, resolve_backend  # noqa: E402
 
 
 def brute_force(vectors: np.ndarray, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,9 +87,10 @@ def test_errors_are_raised(data: tuple[np.ndarray, np.ndarray]) -> None:
         ItemIndex(vectors, backend="annoy")
     with pytest.raises(ValueError, match="exact only"):
         ItemIndex(vectors, backend="torch", factory="HNSW32")
-    with pytest.raises(ValueError, match=r"^index: faiss cannot build 'NoSuchIndex' .*could not parse"):  # one line, no C++ frame
+    with pytest.raises(ValueError, match=r"^factory: faiss cannot build the index 'NoSuchIndex' \(could not parse") as bad_factory:
         ItemIndex(vectors, factory="NoSuchIndex")
-    with pytest.raises(ValueError, match=r"^index: .*'IVF4096,Flat'.*Number of training points"):
+    assert "\n" not in str(bad_factory.value)
+    with pytest.raises(ValueError, match=r"^factory: .*'IVF4096,Flat'.*Number of training points"):
         ItemIndex(vectors, factory="IVF4096,Flat")
     with pytest.raises(TypeError, match="numeric"):
         index.search(np.array([["a"] * 8]), 2)
@@ -97,3 +100,58 @@ def test_empty_batch(data: tuple[np.ndarray, np.ndarray]) -> None:
     vectors, _ = data
     got = ItemIndex(vectors).search(np.zeros((0, 4, 8), np.float32), 5)
     assert got.items.shape == (0, 4, 5)
+
+
+def test_backend_names_the_path_that_serves(data: tuple[np.ndarray, np.ndarray]) -> None:
+    vectors, queries = data
+    assert ItemIndex(vectors).backend == "faiss-cpu"
+    assert ItemIndex(vectors, factory="HNSW32").backend == "faiss-cpu"
+    assert ItemIndex(vectors, backend="torch").backend == "torch-cpu"
+    assert ItemIndex(vectors).describe() == {"backend": "faiss-cpu", "factory": "Flat", "nprobe": 16, "ef_search": None}
+    if not torch.cuda.is_available():  # resolution only: no CUDA tensors are made
+        assert resolve_backend("Flat", "cuda", "torch") == "torch-cuda"
+    import faiss
+
+    if not (hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0):
+        assert resolve_backend("Flat", "cuda:0") == "torch-cuda"  # exact on CUDA without a GPU faiss
+        assert resolve_backend("IVF4,Flat", "cuda:0") == "faiss-cpu"
+    assert set(RESOLVED_BACKENDS) == {"faiss-gpu", "faiss-cpu", "torch-cuda", "torch-cpu"}
+
+
+def test_without_faiss_exact_falls_back_to_torch_and_others_name_the_extra(
+    data: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vectors, queries = data
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` raises ImportError
+    index = ItemIndex(vectors)
+    assert index.backend == "torch-cpu"
+    np.testing.assert_array_equal(index.search(queries, 5).items, brute_force(vectors, queries, 5)[0])
+    for kwargs in ({"factory": "HNSW32"}, {"backend": "faiss"}):
+        with pytest.raises(ImportError, match=r"pip install 'comirec\[cpu\]'.*'comirec\[gpu\]'"):
+            ItemIndex(vectors, **kwargs)
+
+
+def test_nprobe_and_ef_search_reach_the_faiss_index(data: tuple[np.ndarray, np.ndarray]) -> None:
+    import faiss
+
+    vectors, queries = data
+    ivf = ItemIndex(vectors, factory="IVF8,Flat", nprobe=3)
+    assert faiss.extract_index_ivf(ivf._index).nprobe == 3
+    hnsw = ItemIndex(vectors, factory="HNSW16", ef_search=77)
+    assert hnsw._index.hnsw.efSearch == 77
+    # more lists probed finds at least as many exact neighbours
+    exact = brute_force(vectors, queries, 10)[0]
+
+    def overlap(index: ItemIndex) -> float:
+        got = index.search(queries, 10).items
+        return float(np.mean([len(set(a) & set(b)) for a, b in zip(got.reshape(-1, 10), exact.reshape(-1, 10))]))
+
+    assert overlap(ItemIndex(vectors, factory="IVF8,Flat", nprobe=8)) >= overlap(ItemIndex(vectors, factory="IVF8,Flat", nprobe=1))
+    assert overlap(ItemIndex(vectors, factory="IVF8,Flat", nprobe=8)) == 10.0  # all lists: exact
+    with pytest.raises(ValueError, match="^ef_search: only HNSW"):
+        ItemIndex(vectors, factory="IVF8,Flat", ef_search=10)
+    with pytest.raises(ValueError, match="^ef_search: only HNSW"):
+        ItemIndex(vectors, ef_search=10, backend="torch")
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(ValueError, match="^nprobe: expected an integer >= 1"):
+            ItemIndex(vectors, factory="IVF8,Flat", nprobe=bad)

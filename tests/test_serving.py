@@ -33,7 +33,7 @@ def test_recommend_matches_brute_force(served) -> None:  # type: ignore[no-untyp
     ds, _run, rec = served
     users = ds.users("test")[:5]
     hists = [user_history(ds, u, rec.maxlen) for u in users]
-    out = rec.recommend(hists, n=30)
+    out = rec.recommend(hists, n=30, exclude_seen=False)  # what evaluation scores
     assert out.items.shape == out.scores.shape == (5, 30)
     items = rec.model.item_vectors().detach().numpy()
     for j, h in enumerate(hists):
@@ -43,7 +43,7 @@ def test_recommend_matches_brute_force(served) -> None:  # type: ignore[no-untyp
         order = np.argsort(-f, kind="stable")[:30] + 1
         assert set(out.items[j].tolist()) == set(order.tolist())
         np.testing.assert_allclose(out.scores[j], np.sort(f)[::-1][:30], rtol=1e-5, atol=1e-6)
-    one = rec.recommend(hists[0], n=30)  # a single history: 1-D results
+    one = rec.recommend(hists[0], n=30, exclude_seen=False)  # a single history: 1-D results
     assert one.items.shape == (30,)
     np.testing.assert_array_equal(one.items, out.items[0])
 
@@ -51,7 +51,9 @@ def test_recommend_matches_brute_force(served) -> None:  # type: ignore[no-untyp
 def test_long_histories_keep_the_most_recent_items(served) -> None:  # type: ignore[no-untyped-def]
     ds, _run, rec = served
     h = np.arange(1, 3 * rec.maxlen + 1)
-    np.testing.assert_array_equal(rec.recommend(h, n=10).items, rec.recommend(h[-rec.maxlen :], n=10).items)
+    # the interests come from the last maxlen items (exclude_seen would also drop the older ones)
+    np.testing.assert_array_equal(rec.recommend(h, n=10, exclude_seen=False).items,
+                                  rec.recommend(h[-rec.maxlen :], n=10, exclude_seen=False).items)
     padded = np.zeros((2, 50), np.int64)  # a 2-D batch: 0 is padding
     padded[0, :3] = [5, 6, 7]
     padded[1, :1] = [9]
@@ -107,6 +109,65 @@ def test_cold_histories_get_the_most_popular_items(served) -> None:  # type: ign
     assert np.isneginf(raw.scores[0, rec.n_items :]).all()
 
 
+def test_exclude_seen_filters_the_history_and_still_returns_n(served) -> None:  # type: ignore[no-untyped-def]
+    ds, _run, rec = served
+    users = ds.users("test")[:6]
+    # histories longer than maxlen: items before the last maxlen are excluded too
+    hists = [np.asarray(ds.items[ds.indptr[u] : ds.indptr[u + 1]], dtype=np.int64) for u in users]
+    items = rec.model.item_vectors().detach().numpy()
+    for lam in (0.0, 0.5):
+        out = rec.recommend(hists, n=25, lam=lam)
+        full = rec.recommend(hists, n=25 + max(len(set(h.tolist())) for h in hists), lam=lam, exclude_seen=False)
+        for j, h in enumerate(hists):
+            got = out.items[j]
+            assert (got > 0).all() and len(set(got.tolist())) == 25
+            assert not set(got.tolist()) & set(h.tolist())
+            if lam == 0.0:  # λ = 0: the unfiltered ranking with the seen items taken out
+                want = [i for i in full.items[j].tolist() if i not in set(h.tolist())][:25]
+                assert got.tolist() == want
+                with torch.no_grad():
+                    hh = torch.from_numpy(h[-rec.maxlen :])[None]
+                    v = rec.model.interests(hh, torch.ones_like(hh, dtype=torch.float32))[0].numpy()
+                f = (v @ items.T).max(0)
+                np.testing.assert_allclose(out.scores[j], f[got - 1], rtol=1e-5, atol=1e-6)
+    # the raw-id history [a, b]: neither comes back
+    h = ds.item_raw[hists[0][-2:]].tolist()
+    raw = rec.recommend(h, n=10, raw=True)
+    assert not set(raw.items.tolist()) & set(h)
+    assert len(set(raw.items.tolist())) == 10 and None not in raw.items.tolist()
+    # a history covering the whole catalogue but n items: only those n remain to recommend
+    every = np.arange(1, rec.n_items + 1)
+    left = rec.recommend(every[3:], n=5)
+    assert sorted(left.items[left.items > 0].tolist()) == [1, 2, 3]
+    assert (left.items[3:] == -1).all() and np.isneginf(left.scores[3:]).all()
+
+
+def test_an_empty_history_gets_the_popular_fallback(served) -> None:  # type: ignore[no-untyped-def]
+    _ds, _run, rec = served
+    one = rec.recommend([], n=7)  # one empty history, as the docstring says: 1-D results
+    batch = rec.recommend([[]], n=7)
+    assert one.items.shape == (7,) and batch.items.shape == (1, 7)
+    assert one.items.tolist() == batch.items[0].tolist() == list(range(1, 8))
+    assert np.isnan(one.scores).all()
+    assert rec.recommend(np.array([], dtype=np.int64), n=7).items.tolist() == list(range(1, 8))
+
+
+def test_load_reports_the_retrieval_backend_and_takes_index_options(served, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    _ds, run, rec = served
+    assert rec.index.backend in ("faiss-cpu", "torch-cpu")
+    with caplog.at_level(logging.INFO, logger="comirec.serving"):
+        hnsw = Recommender.load(run, factory="HNSW16", ef_search=64)
+    assert hnsw.index.backend == "faiss-cpu" and hnsw.index.ef_search == 64
+    assert "backend faiss-cpu" in caplog.text and "factory HNSW16" in caplog.text
+    with pytest.raises(ValueError, match="^factory: faiss cannot build the index 'IVF,Nope'"):
+        Recommender.load(run, factory="IVF,Nope")
+    ivf = Recommender.load(run, factory="IVF4,Flat", nprobe=4)  # all lists probed: exact
+    h = [3, 9, 27]
+    assert ivf.recommend(h, n=10).items.tolist() == rec.recommend(h, n=10).items.tolist()
+
+
 def test_bad_input(served, tmp_path) -> None:  # type: ignore[no-untyped-def]
     ds, run, rec = served
     with pytest.raises(ValueError, match="n .*>= 1"):
@@ -117,8 +178,6 @@ def test_bad_input(served, tmp_path) -> None:  # type: ignore[no-untyped-def]
         rec.recommend([1, ds.n_items + 1])
     with pytest.raises(TypeError, match="raw=True"):
         rec.recommend([1.5, 2.0])
-    with pytest.raises(ValueError, match="empty"):
-        rec.recommend([])
     with pytest.raises(ValueError, match="not a comirec run directory"):
         Recommender.load(tmp_path)
     (tmp_path / "copy").mkdir()

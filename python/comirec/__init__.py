@@ -12,11 +12,11 @@ Serving core (Rust, see :mod:`comirec.core`):
 
 from __future__ import annotations
 
-from comirec.core import Candidates, aggregate, metrics
+from comirec.core import Candidates, aggregate, from_search, metrics, metrics_to_ranx
 
 __version__ = "0.1.0"
 
-__all__ = ["Candidates", "aggregate", "metrics", "__version__"]
+__all__ = ["Candidates", "aggregate", "from_search", "metrics", "metrics_to_ranx", "__version__"]
 
 
 # -- serving (issue 4): imported on first use, since it needs torch and faiss --

@@ -94,7 +94,10 @@ def _synth_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from comirec import __version__
+
     parser = argparse.ArgumentParser(prog="comirec", description="Controllable multi-interest recommendation (ComiRec).")
+    parser.add_argument("--version", action="version", version=f"comirec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, add, target) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -118,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ImportError as exc:  # an optional dependency is missing: its message names the extra
+        _print_error(f"comirec {args.command}: error: {error_line(exc)}")
+        return 1
     except Exception as exc:
         code = exit_code(exc)
         if code is None:

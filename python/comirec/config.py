@@ -51,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         kwargs: dict[str, Any] = {"dest": f.name, "help": help_text}
         if f.default is not dataclasses.MISSING:
             kwargs["default"] = f.default
-            kwargs["help"] = f"{help_text} (default: {f.default!r})"
+            if "default" not in help_text and f.default is not None:  # the help may say it better
+                shown = (",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in f.default) or "none") if isinstance(f.default, tuple) else f.default
+                kwargs["help"] = f"{help_text} (default: {shown})"
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             kwargs["default"] = f.default_factory()  # type: ignore[misc]
         else:
@@ -89,6 +91,13 @@ def _field(default: Any, help: str, **meta: Any) -> Any:
 
 # What runs written before these fields existed were trained with (the authors' models).
 _MODEL_FIELDS_BEFORE_DEFAULTS_CHANGED: dict[str, Any] = {"dr_map": "position", "dr_init": "normal", "align": "left", "readout": "hard"}
+
+
+def _check_index_params(nprobe: int, ef_search: int | None) -> None:
+    if nprobe < 1:
+        raise ValueError(f"--nprobe must be >= 1, got {nprobe}")
+    if ef_search is not None and ef_search < 1:
+        raise ValueError(f"--ef-search must be >= 1, got {ef_search}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +174,9 @@ class TrainConfig:
     eval_users: int = _field(0, "validate on the first this many validation users (0 = all)")
     eval_batch_size: int = _field(1024, "users per evaluation batch")
     protocol: str = _field("standard", "metric formulas for validation", choices=("standard", "comirec"))
-    index: str = _field("Flat", "faiss index factory string for retrieval (Flat = exact)")
+    index: str = _field("Flat", "faiss index factory string for retrieval (Flat = exact; e.g. IVF4096,Flat or HNSW32)")
+    nprobe: int = _field(16, "IVF indexes: inverted lists searched per query")
+    ef_search: int | None = _field(None, "HNSW indexes: search beam width efSearch (default: faiss's, 16)")
     seed: int = _field(19, "random seed (model init, negatives, batches)")
     device: str = _field("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     threads: int = _field(0, "torch CPU threads (0 = auto: 1 on <= 2 cores or a busy machine, else one per core)")
@@ -173,6 +184,7 @@ class TrainConfig:
     progress: bool = _field(True, "show a progress bar")
 
     def __post_init__(self) -> None:
+        _check_index_params(self.nprobe, self.ef_search)
         for name in ("max_steps", "batch_size", "neg_factor", "eval_every", "patience", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -200,9 +212,12 @@ class EvalConfig:
     data: str | None = _field(None, "evaluate on this prepared dataset instead of the run's own")
     device: str = _field("auto", "auto, cpu, cuda or cuda:N")
     batch_size: int = _field(1024, "users per evaluation batch")
-    index: str = _field("Flat", "faiss index factory string (Flat = exact)")
+    index: str = _field("Flat", "faiss index factory string (Flat = exact; e.g. IVF4096,Flat or HNSW32)")
+    nprobe: int = _field(16, "IVF indexes: inverted lists searched per query")
+    ef_search: int | None = _field(None, "HNSW indexes: search beam width efSearch (default: faiss's, 16)")
 
     def __post_init__(self) -> None:
+        _check_index_params(self.nprobe, self.ef_search)
         for lam in self.lam:
             if lam != lam or lam < 0:
                 raise ValueError(f"lam (λ) must be >= 0, got {lam}")

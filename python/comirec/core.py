@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numbers
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from comirec import _core
 
-__all__ = ["Candidates", "aggregate", "metrics"]
+__all__ = ["Candidates", "aggregate", "from_search", "metrics", "metrics_to_ranx"]
 
 Protocol = Literal["standard", "comirec"]
 _INT64_MAX = np.iinfo(np.int64).max
@@ -42,9 +42,22 @@ class Candidates(NamedTuple):
     scores: npt.NDArray[Any]
 
 
+def _asarray(x: Any) -> npt.NDArray[Any]:
+    """numpy view of array-likes: lists, numpy, and torch tensors on any device and dtype
+    (detached, moved to the CPU, bfloat16/float16 upcast to float32). torch is never imported."""
+    if type(x).__module__.startswith("torch") and hasattr(x, "detach"):
+        t = x.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        if t.is_floating_point() and t.element_size() < 4:
+            t = t.float()
+        return np.asarray(t.numpy())
+    return np.asarray(x)
+
+
 def _ids(x: Any, arg: str, ndim: int, what: str) -> npt.NDArray[Any]:
     """An int32 or int64 C-contiguous array of `ndim` dims (other integer dtypes widened)."""
-    a = np.asarray(x)
+    a = _asarray(x)
     if a.ndim != ndim:
         raise ValueError(f"{arg}: expected a {ndim}-D array {what}, got shape {a.shape}")
     dt = a.dtype
@@ -62,7 +75,7 @@ def _ids(x: Any, arg: str, ndim: int, what: str) -> npt.NDArray[Any]:
 
 
 def _scores(x: Any, shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
-    a = np.asarray(x)
+    a = _asarray(x)
     if a.shape != shape:
         raise ValueError(f"scores: expected the shape of items {shape}, got {a.shape}")
     dt = a.dtype
@@ -134,8 +147,19 @@ def aggregate(
     """
     if isinstance(cands, (str, bytes)) or not isinstance(cands, Sequence) or len(cands) != 2:
         raise TypeError("cands: expected Candidates(items, scores) or a pair (items, scores)")
-    items = _ids(cands[0], "items", 3, "(B, K, N) of item ids")
-    scores = _scores(cands[1], items.shape)
+    first, second = _asarray(cands[0]), _asarray(cands[1])
+    if first.dtype.kind == "f" and second.dtype.kind in "iu" and first.size:
+        raise TypeError(
+            "cands: got (scores, items): the pair is (items, scores). faiss's index.search returns (D, I) = "
+            "(scores, items); pass (I, D) reshaped to (B, K, N), or comirec.from_search(D, I, k=K)"
+        )
+    if first.ndim == 2 and second.ndim == 2:
+        raise ValueError(
+            f"items: expected a 3-D array (B, K, N) of item ids, got shape {first.shape}; for a faiss result "
+            "of B*K query rows use comirec.from_search(D, I, k=K), which reshapes (B*K, N) to (B, K, N)"
+        )
+    items = _ids(first, "items", 3, "(B, K, N) of item ids")
+    scores = _scores(second, items.shape)
     cats_arr = None if cats is None else _ids(cats, "cats", 1, "(item id -> category)")
     out_items, out_scores = _core.aggregate(items, scores, cats_arr, _lam(lam), _positive_int(n, "n"))
     return Candidates(out_items, out_scores)
@@ -210,10 +234,17 @@ def metrics(
     """Recall, NDCG, HitRate (and Diversity with ``cats``) at each k in ``ks``, in one pass.
 
     Args:
-        recs: ``(B, n)`` ranked item ids, any integer dtype; negative = empty slot.
+        recs: ``(B, n)`` ranked item ids, any integer dtype; negative = empty slot (numpy, lists,
+            torch tensors). Or keyed by user: ``dict[user, list]`` (ranked), a ranx ``Run`` (ranked
+            by score), a pandas DataFrame with ``user`` and ``item`` columns (ranked by a ``score``
+            column if any, else a ``rank`` column, else row order); the users are then the keys in
+            order of first appearance (a Run's: ranx's query order; ``per_user`` arrays follow it)
+            and targets are matched by key.
         targets: the ground truth, a CSR pair ``(indptr, items)`` (indptr ``(B + 1,)``) or a list
             of B 1-D arrays (``[]`` for a user without targets). Targets may repeat (they count
-            once in "standard", per occurrence in "comirec").
+            once in "standard", per occurrence in "comirec"). With keyed recs also ``dict[user, list]``,
+            a ranx ``Qrels`` (relevance > 0) or a DataFrame (``user``, ``item``); a user missing there
+            has no targets. String ids (ranx stores ids as strings) must be decimal integers.
         cats: item id -> category, for Diversity@k (checked for the recommended items).
         ks: cut-offs, each in ``1..n``.
         protocol: ``"standard"`` (SPEC §6; ranx agrees) or ``"comirec"`` (the authors'
@@ -225,6 +256,11 @@ def metrics(
         Users without targets get NaN for recall/ndcg/hitrate and are left out of those means;
         diversity (0 for fewer than two items) counts every user. A mean over no user is NaN.
     """
+    keyed = _keyed(recs, "recs", ranked=True)
+    if keyed is not None:
+        recs, targets = _align(keyed, targets, ks)
+    elif _keyed(targets, "targets", ranked=False) is not None:
+        raise TypeError("targets: keyed targets (dict, ranx Qrels, DataFrame) need keyed recs (dict, ranx Run, DataFrame) to match users")
     recs_arr = _ids(recs, "recs", 2, "(B, n) of ranked item ids")
     users = recs_arr.shape[0]
     indptr, items = _targets(targets, users)
@@ -259,3 +295,122 @@ def _means(table: npt.NDArray[np.float64], indptr: npt.NDArray[np.int64], width:
     if width == 4:
         means[3::4] = table[:, 3::4].mean(axis=0)
     return means
+
+
+# -- interop: faiss results, keyed inputs (dict / pandas / ranx), export to ranx -----------------
+
+
+def from_search(D: Any, I: Any, k: int) -> Candidates:  # noqa: E741 (faiss's names)
+    """A faiss search result as :func:`aggregate` input: ``index.search(q, N)`` on the B*K
+    interest vectors (user-major: rows ``b*K .. b*K + K-1`` are user b's) returns ``(D, I)``,
+    both ``(B*K, N)``; this returns ``Candidates(items=I, scores=D)`` reshaped to ``(B, K, N)``.
+    Labels are kept as faiss returns them (-1 = empty slot): add your id offset if the index
+    rows are not the item ids."""
+    k = _positive_int(k, "k")
+    dist, labels = _asarray(D), _asarray(I)
+    if labels.dtype.kind == "f" and dist.dtype.kind in "iu":
+        raise TypeError("from_search: got (I, D): pass the scores first, as faiss returns them: from_search(D, I, k)")
+    if dist.ndim != 2 or labels.shape != dist.shape:
+        raise ValueError(f"D, I: expected two (B*K, N) arrays of the same shape, got {dist.shape} and {labels.shape}")
+    rows, n = dist.shape
+    if rows % k:
+        raise ValueError(f"k: the {rows} query rows are not a whole number of users with k = {k} interests each")
+    return Candidates(labels.reshape(rows // k, k, n), dist.reshape(rows // k, k, n))
+
+
+def _module(x: Any, prefix: str) -> bool:
+    return type(x).__module__.split(".")[0] == prefix
+
+
+def _item_array(values: Any, arg: str) -> npt.NDArray[np.int64]:
+    a = _asarray(list(values) if not isinstance(values, np.ndarray) else values)
+    if a.dtype.kind in "US" or a.dtype == object:
+        try:
+            return a.astype(np.int64)
+        except (ValueError, TypeError):
+            bad = next((v for v in a.tolist() if not str(v).lstrip("-").isdigit()), a.flat[0])
+            raise TypeError(f"{arg}: item ids must be integers (strings of digits allowed, as ranx stores them), got {bad!r}") from None
+    return _ids(a, arg, 1, "of item ids").astype(np.int64, copy=False)
+
+
+def _keyed(x: Any, arg: str, ranked: bool) -> dict[Any, npt.NDArray[np.int64]] | None:
+    """user -> item ids (ranked for recs) from a dict, a ranx Qrels/Run or a pandas DataFrame;
+    None for other (array-like) inputs."""
+    if _module(x, "ranx") and hasattr(x, "to_dict"):
+        out = {}
+        for user, docs in x.to_dict().items():
+            pairs = sorted(docs.items(), key=lambda kv: -kv[1]) if ranked else [(d, r) for d, r in docs.items() if r > 0]
+            out[user] = _item_array([d for d, _ in pairs], arg)
+        return out
+    if _module(x, "pandas") and hasattr(x, "columns"):
+        cols = list(x.columns)
+        if "user" not in cols or "item" not in cols:
+            raise ValueError(f"{arg}: a DataFrame needs 'user' and 'item' columns, got {cols}")
+        order = list(dict.fromkeys(x["user"].tolist()))  # users in order of first appearance
+        df = x
+        if ranked and "score" in cols:
+            df = df.sort_values("score", ascending=False, kind="stable")
+        elif ranked and "rank" in cols:
+            df = df.sort_values("rank", kind="stable")
+        groups: dict[Any, list[int]] = {u: [] for u in order}
+        for u, i in zip(df["user"].tolist(), _item_array(df["item"].to_numpy(), arg).tolist()):
+            groups[u].append(i)
+        return {u: np.asarray(v, dtype=np.int64) for u, v in groups.items()}
+    if isinstance(x, Mapping):
+        return {user: _item_array(items, arg) for user, items in x.items()}
+    return None
+
+
+def _align(recs: dict[Any, npt.NDArray[np.int64]], targets: Any, ks: Any) -> tuple[npt.NDArray[np.int64], Any]:
+    """(B, n) recs padded with -1 (n >= the largest k) and the targets in the same user order."""
+    users = list(recs)
+    try:
+        width = max([len(r) for r in recs.values()] + [int(k) for k in (ks if isinstance(ks, (Sequence, np.ndarray)) else [ks])])
+    except (TypeError, ValueError):
+        width = max([len(r) for r in recs.values()] + [1])  # ks is checked (with its own message) later
+    arr = np.full((len(users), width), -1, dtype=np.int64)
+    for row, items in enumerate(recs.values()):
+        arr[row, : len(items)] = items
+    keyed_targets = _keyed(targets, "targets", ranked=False)
+    if keyed_targets is None:
+        return arr, targets
+    if users and keyed_targets and not set(users) & set(keyed_targets):
+        raise ValueError(f"targets: no user of recs is in targets (recs keys like {users[0]!r}, targets keys like {next(iter(keyed_targets))!r})")
+    empty = np.zeros(0, dtype=np.int64)
+    return arr, [keyed_targets.get(u, empty) for u in users]
+
+
+def metrics_to_ranx(recs: Any, targets: Any, scores: Any = None, users: Sequence[Any] | None = None) -> tuple[Any, Any]:
+    """``(ranx.Qrels, ranx.Run)`` of a ranking, for ranx's other metrics and its significance
+    tests (``ranx.evaluate(qrels, run, ["map@50"])``, ``ranx.compare(qrels, [run_a, run_b])``).
+
+    ``recs``: ``(B, n)`` ranked item ids (-1 = empty, skipped); ``targets`` as in :func:`metrics`;
+    ``scores``: ``(B, n)`` run scores (default ``n - rank``, so ranx keeps the order); ``users``:
+    the B query ids (default ``"0" .. "B-1"``). Users without targets are left out of both, as
+    :func:`metrics` leaves them out of its means. Ids become strings, as ranx stores them."""
+    try:
+        import ranx
+    except ImportError:
+        raise ImportError("metrics_to_ranx needs ranx: pip install ranx") from None
+    recs_arr = _ids(recs, "recs", 2, "(B, n) of ranked item ids")
+    b, n = recs_arr.shape
+    indptr, items = _targets(targets, b)
+    if scores is None:
+        score_arr = np.broadcast_to(np.arange(n, 0, -1, dtype=np.float64), (b, n))
+    else:
+        score_arr = _asarray(scores).astype(np.float64)
+        if score_arr.shape != recs_arr.shape:
+            raise ValueError(f"scores: expected the shape of recs {recs_arr.shape}, got {score_arr.shape}")
+    keys = [str(u) for u in (range(b) if users is None else users)]
+    if len(keys) != b:
+        raise ValueError(f"users: expected {b} user ids (one per row of recs), got {len(keys)}")
+    qrels: dict[str, dict[str, int]] = {}
+    run: dict[str, dict[str, float]] = {}
+    for u in range(b):
+        t = items[indptr[u] : indptr[u + 1]]
+        if t.size == 0:
+            continue
+        qrels[keys[u]] = {str(i): 1 for i in t.tolist()}
+        row = recs_arr[u]
+        run[keys[u]] = {str(i): float(sc) for i, sc in zip(row.tolist(), score_arr[u].tolist()) if i >= 0}
+    return ranx.Qrels(qrels), ranx.Run(run)

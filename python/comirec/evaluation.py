@@ -67,12 +67,13 @@ def compute_interests(model: "InterestModel", history: np.ndarray, mask: np.ndar
         return model.interests(h, m).float()
 
 
-def build_index(model: "InterestModel", device: Any = "cpu", factory: str = "Flat") -> ItemIndex:
+def build_index(model: "InterestModel", device: Any = "cpu", factory: str = "Flat", nprobe: int = 16,
+                ef_search: int | None = None) -> ItemIndex:
     import torch
 
     with torch.no_grad():
         vectors = model.item_vectors().detach().float()
-    return ItemIndex(vectors, factory=factory, device=str(device))
+    return ItemIndex(vectors, factory=factory, device=str(device), nprobe=nprobe, ef_search=ef_search)
 
 
 def _per_user_batches(
@@ -124,10 +125,17 @@ def evaluate_model(
     index: ItemIndex | None = None,
     max_users: int | None = None,
     stderr: bool = False,
+    nprobe: int = 16,
+    ef_search: int | None = None,
 ) -> Report:
     """Recall / NDCG / HitRate / Diversity @ each n in ``ns`` for each λ and protocol, averaged
     over the users of ``split``. ``max_users`` evaluates the first that many users only.
-    ``stderr=True`` adds ``"<metric>_se"``: the standard error of each mean over users."""
+    ``stderr=True`` adds ``"<metric>_se"``: the standard error of each mean over users.
+    ``index`` (or ``factory``/``nprobe``/``ef_search`` to build one) is the retrieval.
+
+    The paper's protocol: the recommended lists are NOT filtered of the user's history items
+    (unlike :meth:`comirec.Recommender.recommend`, which excludes them by default), so that the
+    numbers compare with the published ones."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     ns = check_ns(ns)
@@ -139,7 +147,7 @@ def evaluate_model(
     model.eval()
     try:
         if index is None:
-            index = build_index(model, device, factory)
+            index = build_index(model, device, factory, nprobe, ef_search)
         users = dataset.users(split)
         if max_users is not None:
             users = users[:max_users]
@@ -182,6 +190,8 @@ def per_user_metrics(
     batch_size: int = 1024,
     device: Any = "cpu",
     factory: str = "Flat",
+    nprobe: int = 16,
+    ef_search: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-user metric arrays (one float64 per user of ``split``, in ``dataset.users(split)``
     order) through the same path as :func:`evaluate_model`: for paired comparisons of models."""
@@ -189,7 +199,7 @@ def per_user_metrics(
     was_training = model.training
     model.eval()
     try:
-        index = build_index(model, device, factory)
+        index = build_index(model, device, factory, nprobe, ef_search)
         parts: dict[str, list[np.ndarray]] = {}
         for _n, _lam, _p, got in _per_user_batches(model, dataset, dataset.users(split), ns, lams, protocols, maxlen, batch_size, device, index):
             for key, values in got.items():
@@ -228,13 +238,17 @@ def _lam_key(lam: float) -> str:
 def cli_evaluate(args: Any) -> int:
     """``comirec evaluate``: a run's metrics on the valid or test users, one retrieval for all λ."""
     import json
+    import sys
     from pathlib import Path
 
     from .config import EvalConfig, from_namespace
     from .data import load_prepared
     from .training import check_same_items, load_model, resolve_device
 
+    from .retrieval import check_factory
+
     cfg = from_namespace(EvalConfig, args)
+    check_factory(cfg.index, arg="--index")
     device = resolve_device(cfg.device)
     model, run_cfg = load_model(Path(cfg.run), device)
     data = cfg.data or run_cfg["dataset"]["path"]
@@ -242,8 +256,10 @@ def cli_evaluate(args: Any) -> int:
         raise FileNotFoundError(f"the run's dataset {data} is not there any more: pass --data DIR (a prepared dataset)")
     ds = load_prepared(data)
     check_same_items(model.n_items, ds, f"evaluate --run {cfg.run}")
+    index = build_index(model, device, cfg.index, cfg.nprobe, cfg.ef_search)
+    print("retrieval: " + ", ".join(f"{k} {v}" for k, v in index.describe().items()), file=sys.stderr)
     report = evaluate_model(model, ds, split=cfg.split, ns=cfg.n, lams=cfg.lam, protocols=(cfg.protocol,),
-                            maxlen=int(run_cfg["model"]["maxlen"]), batch_size=cfg.batch_size, device=device, factory=cfg.index)
+                            maxlen=int(run_cfg["model"]["maxlen"]), batch_size=cfg.batch_size, device=device, index=index)
     if cfg.json:
         print(json.dumps(report_to_json(report)[cfg.protocol]))
     else:

@@ -7,6 +7,11 @@ matmul + topk runs on the GPU (also selectable on CPU with ``backend="torch"``).
 
 ``search`` returns ``(items, scores)`` of shape (B, K, N): each row sorted by score descending,
 item ids in 1..n_items, missing slots item -1 with score -inf. Errors are raised, never swallowed.
+
+Faiss is an optional dependency: ``pip install 'comirec[cpu]'`` (faiss-cpu) or
+``'comirec[gpu]'`` (faiss-gpu, CUDA 12). Without it the exact index runs on torch (CPU or CUDA);
+approximate factories need faiss and say which extra to install. ``ItemIndex.backend`` says
+which path serves the queries: ``"faiss-gpu"``, ``"faiss-cpu"``, ``"torch-cuda"`` or ``"torch-cpu"``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 BACKENDS = ("auto", "faiss", "torch")
+#: the values of ``ItemIndex.backend``: what actually serves the queries
+RESOLVED_BACKENDS = ("faiss-gpu", "faiss-cpu", "torch-cuda", "torch-cpu")
+FAISS_MISSING = "faiss is not installed: pip install 'comirec[cpu]' (faiss-cpu) or 'comirec[gpu]' (faiss-gpu, CUDA 12)"
 
 
 class Retrieved(NamedTuple):
@@ -27,14 +35,68 @@ def _faiss_has_gpu(faiss: Any) -> bool:
     return hasattr(faiss, "StandardGpuResources") and int(getattr(faiss, "get_num_gpus", lambda: 0)()) > 0
 
 
+def _import_faiss(required: bool, why: str = "") -> Any:
+    """The faiss module, or None when it is missing and not ``required`` (then torch serves)."""
+    try:
+        import faiss
+    except ImportError:
+        if required:
+            raise ImportError(FAISS_MISSING + (f" ({why})" if why else "")) from None
+        return None
+    return faiss
+
+
+def resolve_backend(factory: str = "Flat", device: str = "cpu", backend: str = "auto") -> str:
+    """Which of :data:`RESOLVED_BACKENDS` an :class:`ItemIndex` with these arguments uses.
+
+    ``"auto"``: faiss (on the GPU when faiss has GPU support and the index is not HNSW);
+    the exact ``"Flat"`` index on CUDA without a GPU faiss, or anywhere without faiss, runs on torch.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not isinstance(factory, str) or not factory.strip():
+        raise ValueError(f"factory: expected a faiss index factory string such as 'Flat', 'IVF4096,Flat' or 'HNSW32', got {factory!r}")
+    on_cuda = str(device).startswith("cuda")
+    torch_name = "torch-cuda" if on_cuda else "torch-cpu"
+    if backend == "torch":
+        if factory != "Flat":
+            raise ValueError(f"the torch backend is exact only (factory 'Flat'), got factory {factory!r}")
+        return torch_name
+    faiss = _import_faiss(required=backend == "faiss" or factory != "Flat", why=f"index factory {factory!r}")
+    if faiss is None:
+        return torch_name
+    gpu = on_cuda and _faiss_has_gpu(faiss)
+    if backend == "auto" and on_cuda and factory == "Flat" and not gpu:
+        return torch_name
+    return "faiss-gpu" if gpu and "HNSW" not in factory else "faiss-cpu"
+
+
+def check_factory(factory: str, arg: str = "factory") -> None:
+    """Raise ``ValueError`` (one line, starting with ``arg``) when faiss cannot parse ``factory``;
+    no-op for ``"Flat"`` (which needs no faiss)."""
+    if factory == "Flat":
+        return
+    faiss = _import_faiss(required=True, why=f"index factory {factory!r}")
+    try:
+        faiss.index_factory(8, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1].rpartition(": ")[2] if str(exc).strip() else "rejected"
+        raise ValueError(
+            f"{arg}: faiss cannot build the index {factory!r} ({reason}); expected a faiss index factory "
+            "string such as 'Flat', 'IVF4096,Flat' or 'HNSW32'"
+        ) from None
+
+
 class ItemIndex:
     """Inner-product index over item vectors 1..n_items.
 
     ``vectors``: (n_items, d) array-like (numpy or torch), row r = item r + 1.
-    ``factory``: a faiss index factory string; ``"Flat"`` is exact.
-    ``device``: ``"cpu"`` or a CUDA device; ``backend``: ``"auto"`` (faiss, except for the exact
-    index on CUDA when faiss has no GPU support: then torch), ``"faiss"`` or ``"torch"`` (exact only).
-    ``nprobe``: for IVF indexes, the number of lists searched.
+    ``factory``: a faiss index factory string; ``"Flat"`` is exact (an unparsable one: ValueError).
+    ``device``: ``"cpu"`` or a CUDA device; ``backend``: ``"auto"`` (see :func:`resolve_backend`),
+    ``"faiss"`` or ``"torch"`` (exact only). After construction ``self.backend`` is the path that
+    serves the queries, one of :data:`RESOLVED_BACKENDS`.
+    ``nprobe``: for IVF indexes, the number of lists searched (ignored by other indexes).
+    ``ef_search``: for HNSW indexes, the search-time beam width (faiss's default 16 when None).
     """
 
     def __init__(
@@ -45,26 +107,28 @@ class ItemIndex:
         backend: str = "auto",
         nprobe: int = 16,
         chunk_bytes: int = 256 << 20,
+        ef_search: int | None = None,
     ) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
         self.device = str(device)
         on_cuda = self.device.startswith("cuda")
-        if backend == "auto":
-            backend = "faiss"
-            if on_cuda and factory == "Flat":
-                import faiss
-
-                backend = "faiss" if _faiss_has_gpu(faiss) else "torch"
-        if backend == "torch" and factory != "Flat":
-            raise ValueError(f"the torch backend is exact only (factory 'Flat'), got factory {factory!r}")
-        self.backend = backend
+        self.backend = resolve_backend(factory, self.device, backend)
+        if self.backend.startswith("torch") and ef_search is not None:
+            raise ValueError("ef_search: only HNSW indexes have efSearch; the exact torch index has none")
         self.factory = factory
+        self.nprobe = int(nprobe)
+        self.ef_search = None if ef_search is None else int(ef_search)
         self.chunk_bytes = int(chunk_bytes)
-        if backend == "torch":
+        if self.backend.startswith("torch"):
             self._init_torch(vectors)
         else:
-            self._init_faiss(vectors, factory, on_cuda, nprobe)
+            self._init_faiss(vectors, factory, self.backend == "faiss-gpu")
+
+    def describe(self) -> dict[str, Any]:
+        """The retrieval settings, as logged and stored in a run's metrics.json."""
+        return {"backend": self.backend, "factory": self.factory, "nprobe": self.nprobe, "ef_search": self.ef_search}
 
     def _init_torch(self, vectors: Any) -> None:
         import torch
@@ -77,9 +141,9 @@ class ItemIndex:
         self._torch_vectors = t
         self.n_items, self.dim = int(t.shape[0]), int(t.shape[1])
 
-    def _init_faiss(self, vectors: Any, factory: str, on_cuda: bool, nprobe: int) -> None:
-        import faiss
-
+    def _init_faiss(self, vectors: Any, factory: str, to_gpu: bool) -> None:
+        faiss = _import_faiss(required=True)
+        check_factory(factory)
         v = _to_numpy(vectors)
         if v.ndim != 2 or v.shape[0] < 1:
             raise ValueError(f"vectors must be a non-empty 2-D (n_items, d) array, got shape {v.shape}")
@@ -88,20 +152,33 @@ class ItemIndex:
         self.n_items, self.dim = int(v.shape[0]), int(v.shape[1])
         try:
             index = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:  # parsable, but not for this dimension (e.g. PQ16 with d = 8)
+            raise ValueError(f"factory: faiss cannot build {factory!r} for d = {self.dim}: {_faiss_reason(exc)}") from None
+        try:
             if not index.is_trained:
                 index.train(v)
             index.add(v)
-        except RuntimeError as exc:  # faiss reports a bad factory string or training set this way
-            raise ValueError(f"index: faiss cannot build {factory!r} for {self.n_items} items of dimension {self.dim}: "
+        except RuntimeError as exc:  # faiss reports a bad training set this way
+            raise ValueError(f"factory: faiss cannot build {factory!r} for {self.n_items} items of dimension {self.dim}: "
                              f"{_faiss_reason(exc)} (expected a faiss index_factory string such as 'Flat', 'HNSW32' or 'IVF64,Flat')") from None
-        if hasattr(index, "nprobe"):
-            index.nprobe = int(nprobe)
+        params = faiss.ParameterSpace()
+        try:
+            params.set_index_parameter(index, "nprobe", self.nprobe)
+        except RuntimeError:
+            pass  # not an IVF index: nprobe does not apply
+        if self.ef_search is not None:
+            try:
+                params.set_index_parameter(index, "efSearch", self.ef_search)
+            except RuntimeError:
+                raise ValueError(f"ef_search: only HNSW indexes have efSearch, got factory {factory!r}") from None
         # The faiss GPU index when faiss has one (it has no GPU HNSW); otherwise the index stays
         # on the CPU, whatever the queries' device.
-        if on_cuda and _faiss_has_gpu(faiss) and "HNSW" not in factory:
+        if to_gpu:
             self._gpu_res = faiss.StandardGpuResources()
             dev = int(self.device.split(":")[1]) if ":" in self.device else 0
             index = faiss.index_cpu_to_gpu(self._gpu_res, dev, index)
+            if hasattr(index, "nprobe"):
+                index.nprobe = self.nprobe
         self._index = index
 
     def search(self, queries: Any, n: int) -> Retrieved:
@@ -109,7 +186,7 @@ class ItemIndex:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n (items per interest) must be an integer >= 1, got {n!r}")
         n = int(n)
-        if self.backend == "torch":
+        if self.backend.startswith("torch"):
             return self._search_torch(queries, n)
         q = _to_numpy(queries)
         if q.ndim == 2:

@@ -6,11 +6,15 @@ items' raw ids and categories (``items.npz``); the dataset is not needed.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+
+log = logging.getLogger(__name__)
 
 
 class UnknownItemWarning(UserWarning):
@@ -23,10 +27,15 @@ class Recommendations(NamedTuple):
 
 
 class Recommender:
-    """A trained model ready to recommend: interests -> retrieval -> aggregation."""
+    """A trained model ready to recommend: interests -> retrieval -> aggregation.
+
+    ``factory``/``nprobe``/``ef_search`` choose the retrieval index (see
+    :class:`comirec.retrieval.ItemIndex`); ``self.index.backend`` says which path serves it
+    ("faiss-gpu", "faiss-cpu", "torch-cuda" or "torch-cpu"), logged at INFO on the
+    ``comirec.serving`` logger."""
 
     def __init__(self, model: Any, config: dict[str, Any], item_raw: np.ndarray, item_cat: np.ndarray,
-                 device: Any = "cpu", factory: str = "Flat") -> None:
+                 device: Any = "cpu", factory: str = "Flat", nprobe: int = 16, ef_search: int | None = None) -> None:
         from .evaluation import build_index
 
         self.model = model.eval()
@@ -36,12 +45,18 @@ class Recommender:
         self.item_raw = item_raw
         self.item_cat = item_cat
         self.device = device
-        self.index = build_index(model, device, factory)
+        self.index = build_index(model, device, factory, nprobe, ef_search)
+        log.info("retrieval: %s", ", ".join(f"{k} {v}" for k, v in self.index.describe().items()))
         self._raw_order: np.ndarray | None = None
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str = "cpu", factory: str = "Flat") -> "Recommender":
+    def load(cls, run_dir: str | Path, device: str = "cpu", factory: str = "Flat", nprobe: int = 16,
+             ef_search: int | None = None) -> "Recommender":
+        """Load a run directory. An unparsable ``factory`` raises ``ValueError`` before the model loads."""
+        from .retrieval import check_factory
         from .training import ITEMS, load_model, resolve_device
+
+        check_factory(factory)
 
         run = Path(run_dir)
         dev = resolve_device(device)
@@ -52,7 +67,7 @@ class Recommender:
             item_raw, item_cat = z["item_raw"], z["item_cat"]
         if item_cat.shape[0] != model.n_items + 1:
             raise ValueError(f"{run / ITEMS} describes {item_cat.shape[0] - 1} items but the checkpoint has {model.n_items}")
-        return cls(model, config, item_raw, item_cat, dev, factory)
+        return cls(model, config, item_raw, item_cat, dev, factory, nprobe, ef_search)
 
     # -- id handling ------------------------------------------------------------------------
 
@@ -73,8 +88,9 @@ class Recommender:
         found = table[cand] == keys
         return np.where(found, cand + 1, 0).astype(np.int64)
 
-    def _histories(self, histories: Any, raw: bool) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Left-aligned (B, maxlen) histories of the most recent items, and their mask."""
+    def _histories(self, histories: Any, raw: bool, seen: list[Any] | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Left-aligned (B, maxlen) histories of the most recent items, and their mask.
+        ``seen``: a list that receives ``(ids, owner)``, every known item of the histories."""
         single = _is_single(histories)
         seqs = [histories] if single else list(histories)
         arrays = [_as_flat(s, i, single) for i, s in enumerate(seqs)]
@@ -92,6 +108,8 @@ class Recommender:
         owner = np.repeat(np.arange(len(seqs)), lengths)
         keep = ids > 0
         ids, owner = ids[keep], owner[keep]
+        if seen is not None:
+            seen.append((ids, owner))
         counts = np.bincount(owner, minlength=len(seqs))
         rank_from_end = np.repeat(counts, counts) - (np.arange(ids.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)) - 1
         recent = rank_from_end < self.maxlen
@@ -103,23 +121,42 @@ class Recommender:
 
     # -- recommending -----------------------------------------------------------------------
 
-    def recommend(self, histories: Any, n: int = 50, lam: float = 0.0, raw: bool = False) -> Recommendations:
+    def recommend(self, histories: Any, n: int = 50, lam: float = 0.0, raw: bool = False,
+                  exclude_seen: bool = True) -> Recommendations:
         """Top-``n`` items for one history (a sequence of item ids, oldest first) or a batch
         of them. ``raw=True``: histories hold raw item ids (unknown ones are ignored with an
         :class:`UnknownItemWarning`) and raw ids come back (``None`` in empty slots).
 
+        ``exclude_seen=True`` (the default) leaves out the items of the user's history (all of
+        it, not only the last ``maxlen``): each interest retrieves ``n`` + the history's distinct
+        items, the seen ones are removed before the aggregation, so ``n`` unseen items come back
+        whenever the catalogue has them. ``exclude_seen=False`` returns what the paper's
+        evaluation scores (:func:`comirec.evaluation.evaluate_model` never filters).
+
         A history with no known item (empty, or only unknown raw ids) has no interests to
         compute: it gets the ``n`` most popular items (ids are ranked by frequency, so ids
-        1..n), with NaN scores to mark the fallback, whatever ``lam``."""
+        1..n), with NaN scores to mark the fallback, whatever ``lam``. ``recommend([])`` is one
+        empty history (1-D results); ``recommend([[]])`` a batch of one."""
         import comirec
 
         from .evaluation import check_lams, check_ns, compute_interests
 
         (n,) = check_ns([n])
         (lam,) = check_lams([lam])
-        hist, mask, single = self._histories(histories, raw)
+        seen: list[Any] = []
+        hist, mask, single = self._histories(histories, raw, seen=seen if exclude_seen else None)
         interests = compute_interests(self.model, hist, mask, self.device)
-        cands = self.index.search(interests, n)
+        seen_keys = None
+        extra = 0
+        if exclude_seen and seen[0][0].size:
+            ids, owner = seen[0]
+            seen_keys = np.unique(owner * (self.n_items + 1) + ids)  # (user, item) pairs
+            extra = int(np.bincount(seen_keys // (self.n_items + 1)).max())
+        cands = self.index.search(interests, n + extra)
+        if seen_keys is not None:
+            keys = np.arange(hist.shape[0])[:, None, None] * (self.n_items + 1) + cands.items
+            hit = np.isin(keys, seen_keys) & (cands.items > 0)
+            cands = type(cands)(np.where(hit, -1, cands.items), np.where(hit, np.float32(-np.inf), cands.scores))
         recs = comirec.aggregate(cands, self.item_cat, lam=lam, n=n)
         items, scores = np.asarray(recs.items), np.asarray(recs.scores)
         cold = mask[:, 0] == 0  # histories are left-aligned: no first item, no item at all
@@ -147,8 +184,8 @@ def _is_single(histories: Any) -> bool:
     if isinstance(histories, (str, bytes)):
         raise TypeError("histories must be a sequence of item ids (or of sequences), not a string")
     seq = list(histories) if not isinstance(histories, list) else histories
-    if not seq:
-        raise ValueError("histories is empty: pass one sequence of item ids or a batch of them")
+    if not seq:  # one empty history (the popular fallback); a batch of one is [[]]
+        return True
     return np.ndim(seq[0]) == 0
 
 

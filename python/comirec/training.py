@@ -355,17 +355,22 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_st
     import torch
 
     from .evaluation import evaluate_model, report_to_json
+    from .retrieval import resolve_backend
 
     run = Path(cfg.out)
     model_cfg, cfg, resume_state = _prepare_run(run, model_cfg, cfg, ds)
 
     torch.manual_seed(cfg.seed)
     model = build_from_config(model_cfg, ds.n_items).to(device)
-    eval_kwargs: dict[str, Any] = dict(maxlen=model_cfg.maxlen, batch_size=cfg.eval_batch_size, device=device, factory=cfg.index)
+    eval_kwargs: dict[str, Any] = dict(maxlen=model_cfg.maxlen, batch_size=cfg.eval_batch_size, device=device, factory=cfg.index,
+                                       nprobe=cfg.nprobe, ef_search=cfg.ef_search)
+    retrieval = {"backend": resolve_backend(cfg.index, str(device)), "factory": cfg.index, "nprobe": cfg.nprobe, "ef_search": cfg.ef_search}
     with _LogFile(run / LOG) as log_f:
 
         def log(record: dict[str, Any]) -> None:
             log_f.write(json.dumps(record) + "\n")
+
+        log({"event": "retrieval", **retrieval})
 
         def validate() -> dict[str, float]:
             rep = evaluate_model(model, ds, split="valid", ns=(50,), protocols=(cfg.protocol,), max_users=cfg.eval_users or None, **eval_kwargs)
@@ -385,6 +390,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_st
         for split in ("valid", "test") if evaluate_test else ("valid",):
             rep = evaluate_model(model, ds, split=split, ns=(20, 50), protocols=("standard", "comirec"), **eval_kwargs)
             summary[split] = report_to_json(rep)
+        summary["retrieval"] = retrieval
         _atomic_write_text(run / METRICS, json.dumps(summary, indent=2) + "\n")
         log({"event": "done", "steps": summary["steps"], "best_step": summary["best_step"]})
     return run
@@ -685,9 +691,13 @@ def cli_train(args: Any) -> int:
         if getattr(args, "model", None) is None:
             raise ValueError("--model is required: one of mostpop, youtube-dnn, gru4rec, mind, comirec-dr, comirec-sa")
         model_cfg = from_namespace(ModelConfig, args)
+    from .retrieval import check_factory
+
+    check_factory(cfg.index, arg="--index")
     run = train(model_cfg, cfg)
     final = json.loads((run / METRICS).read_text())
     test = final["test"]["standard"]["0.0"]
     print(f"{model_cfg.model}: best step {final['best_step']} of {final['steps']}; test (standard protocol) "
           + ", ".join(f"{k} {100 * v:.3f}" for k, v in test.items()) + f"  [%]  -> {run}")
+    print("retrieval: " + ", ".join(f"{k} {v}" for k, v in final["retrieval"].items()), file=sys.stderr)
     return 0

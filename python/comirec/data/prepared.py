@@ -18,6 +18,7 @@ directory at the target path is always complete.
 
 from __future__ import annotations
 
+import tokenize
 import json
 import os
 import shutil
@@ -149,7 +150,7 @@ def _load_npy(f: Path, mmap: bool) -> np.ndarray:
         raise ValueError(f"{f}: empty file (0 bytes); expected a .npy array: the prepared dataset is corrupt, prepare it again")
     try:
         return np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
+    except (ValueError, EOFError, OSError, SyntaxError, tokenize.TokenError) as exc:
         reason = str(exc)
         if "pickle" in reason:  # numpy's guess for any file that does not start like a .npy
             reason = "not the .npy format"
