@@ -45,7 +45,7 @@ class OurStep:
 
     def __init__(self, name: str, sampler: TrainSampler) -> None:
         torch.manual_seed(0)
-        self.model = build_model(name, N_ITEMS).train()
+        self.model = build_model(name, N_ITEMS, dr_map="position").train()  # the authors' DR: what NaiveStep reimplements
         self.opt = make_optimizer(self.model, 1e-3, "cpu")
         self.loss_fn = SampledSoftmaxLoss(N_ITEMS, 10 * BATCH)
         self.sampler, self.step_no = sampler, 0
