@@ -288,3 +288,9 @@ def test_colliding_ids_cost_about_as_much_as_random_ones(protocol: str) -> None:
     cost(random)  # warm up
     ratio = cost(chosen) / cost(random)
     assert ratio < 20, f"colliding ids took {ratio:.0f}x the time of random ones"
+
+
+def test_protocol_with_a_lone_surrogate_is_a_clear_error() -> None:
+    # Was UnicodeEncodeError from the native boundary (issue 9 item 9).
+    with pytest.raises(ValueError, match=r"^protocol: expected 'standard' or 'comirec'"):
+        comirec.metrics(np.array([[1, 2]]), [np.array([1])], ks=(2,), protocol="standard\udcff")

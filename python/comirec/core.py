@@ -268,6 +268,8 @@ def metrics(
     ks_list = _ks(ks)
     if not isinstance(protocol, str):
         raise TypeError(f"protocol: expected 'standard' or 'comirec', got {type(protocol).__name__}")
+    if protocol not in ("standard", "comirec"):  # checked here: a lone surrogate cannot cross into Rust
+        raise ValueError(f"protocol: expected 'standard' or 'comirec', got {protocol!r}")
     table = _core.metrics(recs_arr, indptr, items, cats_arr, ks_list, protocol)
     names = _core.METRIC_NAMES[: 4 if cats_arr is not None else 3]
     width = len(names)
