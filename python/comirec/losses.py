@@ -158,10 +158,7 @@ class SampledSoftmaxLoss(nn.Module):
 def full_softmax_loss(user: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Eq. 9-10 exactly: softmax over all real items 1..n_items (row 0 of ``weight`` excluded).
     A (B, K, d) ``user`` scores each item by its best interest (the "max" readout)."""
-    if user.ndim == 3:
-        logits = torch.einsum("bkd,nd->bkn", user, weight[1:]).amax(1)
-        return F.cross_entropy(logits, target - 1)
-    logits = user @ weight[1:].T
+    logits = torch.einsum("bkd,nd->bkn", user, weight[1:]).amax(1) if user.ndim == 3 else user @ weight[1:].T
     return F.cross_entropy(logits, target - 1)
 
 

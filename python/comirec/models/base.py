@@ -96,10 +96,10 @@ def right_align(his: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, to
     B, T = mask.shape
     lengths = mask.sum(1).long()
     shift = (T - lengths).unsqueeze(1)  # (B, 1)
-    src = (torch.arange(T, device=mask.device).unsqueeze(0) - shift) % T  # (B, T)
-    mask_r = torch.gather(mask, 1, src) * (torch.arange(T, device=mask.device).unsqueeze(0) >= shift).to(mask.dtype)
-    his_r = torch.gather(his, 1, src.unsqueeze(-1).expand(B, T, his.shape[-1])) * mask_r.unsqueeze(-1)
-    return his_r, mask_r
+    positions = torch.arange(T, device=mask.device).unsqueeze(0)
+    src = (positions - shift) % T  # (B, T): padded columns wrap round to the (zero) padding
+    his_r = torch.gather(his, 1, src.unsqueeze(-1).expand(B, T, his.shape[-1]))
+    return his_r, (positions >= shift).to(mask.dtype)
 
 
 def select_interest(interests: torch.Tensor, target_vec: torch.Tensor) -> torch.Tensor:

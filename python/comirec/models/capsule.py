@@ -45,6 +45,24 @@ def dynamic_routing(hat: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor,
     return v
 
 
+def fixed_routing_logits(n_interests: int, maxlen: int) -> torch.Tensor:
+    """The eval-mode draw for models whose interests share one map: truncated N(0, 1), (K, maxlen)."""
+    return nn.init.trunc_normal_(torch.empty(n_interests, maxlen), std=1.0, a=-2.0, b=2.0)
+
+
+def random_routing_logits(training: bool, fixed: torch.Tensor, B: int, T: int, like: torch.Tensor, from_end: bool = False) -> torch.Tensor:
+    """Initial routing logits (B, K, T) for a map shared by the interests (the authors' MIND and
+    ``bilinear_type=0``): without them all K capsules would be identical. In training a fresh truncated N(0, 1) draw per batch (torch's global generator, so a
+    seed fixes it); in eval the ``fixed`` draw made at construction, so that recommendations are
+    deterministic, indexed from the last position when ``from_end`` (right-aligned windows).
+    ``like``: a tensor with the device and dtype wanted."""
+    K = fixed.shape[0]
+    if training:
+        return nn.init.trunc_normal_(torch.empty(B, K, T, device=like.device, dtype=like.dtype), std=1.0, a=-2.0, b=2.0)
+    window = fixed[:, fixed.shape[1] - T :] if from_end else fixed[:, :T]
+    return window.unsqueeze(0).expand(B, -1, -1).to(like.dtype)
+
+
 DR_MAPS = ("position", "interest", "shared")
 DR_INITS = ("normal", "glorot")
 
@@ -99,7 +117,7 @@ class ComiRecDR(InterestModel):
             nn.init.uniform_(w, -bound, bound)
         self.bilinear = nn.Parameter(w)
         if dr_map == "shared":
-            self.register_buffer("eval_logits", nn.init.trunc_normal_(torch.empty(n_interests, self.maxlen), std=1.0, a=-2.0, b=2.0))
+            self.register_buffer("eval_logits", fixed_routing_logits(n_interests, self.maxlen))
 
     def encode(self, his: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         B, T = mask.shape
@@ -119,14 +137,11 @@ class ComiRecDR(InterestModel):
             hat = (his @ self.bilinear[0]).view(B, T, K, d).permute(0, 2, 1, 3)
         else:
             hat = (his @ self.bilinear[0]).unsqueeze(1).expand(B, K, T, d)
-        if self.dr_map != "shared":
-            logits = torch.zeros(B, K, T, device=his.device, dtype=his.dtype)
-        elif self.training:
-            logits = nn.init.trunc_normal_(torch.empty(B, K, T, device=his.device, dtype=his.dtype), std=1.0, a=-2.0, b=2.0)
-        else:
+        if self.dr_map == "shared":
             fixed: torch.Tensor = self.eval_logits  # type: ignore[assignment]
-            fixed = fixed[:, self.maxlen - T :] if self.align == "right" else fixed[:, :T]
-            logits = fixed.unsqueeze(0).expand(B, -1, -1).to(his.dtype)
+            logits = random_routing_logits(self.training, fixed, B, T, his, from_end=self.align == "right")
+        else:
+            logits = torch.zeros(B, K, T, device=his.device, dtype=his.dtype)
         return dynamic_routing(hat, mask, logits, self.routing_iters)
 
 
@@ -151,18 +166,15 @@ class MIND(InterestModel):
         bound = math.sqrt(6.0 / (2 * dim))
         nn.init.uniform_(self.bilinear.bias, -bound, bound)
         self.proj = dense(dim, dim) if mind_relu else None
-        self.register_buffer("eval_logits", nn.init.trunc_normal_(torch.empty(n_interests, self.maxlen), std=1.0, a=-2.0, b=2.0))
+        self.register_buffer("eval_logits", fixed_routing_logits(n_interests, self.maxlen))
 
     def encode(self, his: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         B, T = mask.shape
         if T > self.maxlen:
             raise ValueError(f"history has {T} positions but the model was built with maxlen={self.maxlen}")
         hat = self.bilinear(his).unsqueeze(1).expand(B, self.n_interests, T, self.dim)
-        if self.training:
-            logits = nn.init.trunc_normal_(torch.empty(B, self.n_interests, T, device=his.device, dtype=his.dtype), std=1.0, a=-2.0, b=2.0)
-        else:
-            fixed: torch.Tensor = self.eval_logits  # type: ignore[assignment]
-            logits = fixed[:, :T].unsqueeze(0).expand(B, -1, -1).to(his.dtype)
+        fixed: torch.Tensor = self.eval_logits  # type: ignore[assignment]
+        logits = random_routing_logits(self.training, fixed, B, T, his)
         caps = dynamic_routing(hat, mask, logits, self.routing_iters)
         if self.proj is not None:
             caps = torch.relu(self.proj(caps))
