@@ -348,16 +348,17 @@ def _keyed(x: Any, arg: str, ranked: bool) -> dict[Any, npt.NDArray[np.int64]] |
         cols = list(x.columns)
         if "user" not in cols or "item" not in cols:
             raise ValueError(f"{arg}: a DataFrame needs 'user' and 'item' columns, got {cols}")
-        order = list(dict.fromkeys(x["user"].tolist()))  # users in order of first appearance
-        df = x
+        codes, users = x["user"].factorize()  # users in order of first appearance
+        items = _item_array(x["item"].to_numpy(), arg)
         if ranked and "score" in cols:
-            df = df.sort_values("score", ascending=False, kind="stable")
+            perm = np.argsort(-x["score"].to_numpy(), kind="stable")
         elif ranked and "rank" in cols:
-            df = df.sort_values("rank", kind="stable")
-        groups: dict[Any, list[int]] = {u: [] for u in order}
-        for u, i in zip(df["user"].tolist(), _item_array(df["item"].to_numpy(), arg).tolist()):
-            groups[u].append(i)
-        return {u: np.asarray(v, dtype=np.int64) for u, v in groups.items()}
+            perm = np.argsort(x["rank"].to_numpy(), kind="stable")
+        else:
+            perm = np.arange(items.shape[0])
+        perm = perm[np.argsort(codes[perm], kind="stable")]  # grouped by user, ranked within
+        bounds = np.cumsum(np.bincount(codes, minlength=len(users)))[:-1]
+        return dict(zip(users.tolist(), np.split(items[perm], bounds)))
     if isinstance(x, Mapping):
         return {user: _item_array(items, arg) for user, items in x.items()}
     return None
