@@ -160,7 +160,9 @@ def _print_error(text: str) -> None:
     # Messages may hold undecodable bytes from a file or a file name (surrogate escapes): show
     # them as escapes instead of failing to print, or echoing raw bytes to the terminal.
     encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
-    safe = "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    from comirec.data._text import escape_unprintable
+
+    safe = escape_unprintable(text)
     print(safe.encode(encoding, "backslashreplace").decode(encoding), file=sys.stderr)
 
 if __name__ == "__main__":

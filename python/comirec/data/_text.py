@@ -104,11 +104,17 @@ def preview(text: str) -> str:
     return repr(text if len(text) <= _PREVIEW else text[:_PREVIEW] + "...")
 
 
+def escape_unprintable(text: str) -> str:
+    """``text`` with control characters, undecodable bytes (surrogate escapes) and other
+    unprintable characters as Python escapes: garbage from a file is never echoed raw."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii") for ch in text)
+
+
 def preview_bytes(raw: bytes) -> str:
     """A quoted, printable preview of raw input bytes: text as is, bytes that are not UTF-8 as
     \\xNN and control characters escaped (garbage is never echoed raw to the terminal)."""
     text = raw[: _PREVIEW * 4].decode("utf-8", errors="backslashreplace")
-    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    text = escape_unprintable(text)
     return "'" + (text if len(text) <= _PREVIEW else text[:_PREVIEW] + "...") + "'"
 
 

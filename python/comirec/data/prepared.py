@@ -18,17 +18,18 @@ directory at the target path is always complete.
 
 from __future__ import annotations
 
-import tokenize
 import json
 import os
 import shutil
 import tempfile
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._text import escape_unprintable
 from ._writing import (
     OutputBusyError,
     OutputLock,
@@ -156,12 +157,7 @@ def _load_npy(f: Path, mmap: bool) -> np.ndarray:
             reason = "not the .npy format"
         elif "mmap length" in reason or "cannot reshape" in reason or isinstance(exc, EOFError):
             reason = "truncated: shorter than its header says"
-        raise ValueError(f"{f}: not a valid .npy array ({_escape(reason)}, {size} bytes); the prepared dataset is corrupt, prepare it again") from None
-
-
-def _escape(text: str) -> str:
-    """``text`` with control characters and undecodable bytes escaped (garbage from a file)."""
-    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape", "backslashreplace").decode("ascii") for ch in text)
+        raise ValueError(f"{f}: not a valid .npy array ({escape_unprintable(reason)}, {size} bytes); the prepared dataset is corrupt, prepare it again") from None
 
 
 def _check_values(root: Path, a: dict[str, np.ndarray]) -> None:
