@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -71,9 +72,7 @@ def main() -> int:
         for seed in [int(s) for s in args.seeds.split(",")]:
             run = Path(args.out) / f"{name}-s{seed}"
             if not (run / "metrics.json").is_file():
-                if run.exists():
-                    import shutil
-
+                if run.exists():  # an unfinished run: start it again
                     shutil.rmtree(run)
                 mcfg = ModelConfig(model=model, **typed(ModelConfig, opts))  # type: ignore[arg-type]
                 tkw = dict(max_steps=args.max_steps, eval_every=args.eval_every, patience=args.patience, seed=seed, threads=1, progress=False)
@@ -81,15 +80,10 @@ def main() -> int:
                 tcfg = TrainConfig(data=args.data, out=str(run), **tkw)  # type: ignore[arg-type]
                 train(mcfg, tcfg)
             m = json.loads((run / "metrics.json").read_text())
-            row = dict(
-                variant=name, seed=seed, best_step=m["best_step"], steps=m["steps"],
-                valid_r50=100 * m["valid"]["standard"]["0"]["recall@50"] if "0" in m["valid"]["standard"] else None,
-            )
-            v = m["valid"]["standard"]
-            t = m["test"]["standard"]
-            key = next(iter(v))
-            row["valid_r50"] = 100 * v[key]["recall@50"]
-            row["test_r50"] = 100 * t[key]["recall@50"]
+            (valid,) = m["valid"]["standard"].values()  # one λ (0)
+            (test,) = m["test"]["standard"].values()
+            row = dict(variant=name, seed=seed, best_step=m["best_step"], steps=m["steps"],
+                       valid_r50=100 * valid["recall@50"], test_r50=100 * test["recall@50"])
             rows.append(row)
             print(json.dumps(row), flush=True)
     print()
