@@ -50,6 +50,29 @@ def typed(cls: type, opts: dict[str, str]) -> dict[str, object]:
     return out
 
 
+def save_per_user(run: Path, data: str, path: Path) -> None:
+    """Per-user Recall@50 of the run's best checkpoint on valid and test users (protocol comirec),
+    float32 in ``dataset.users(split)`` order, with the dataset's name and the user counts."""
+    if path.is_file():
+        return
+    import numpy as np
+
+    from comirec.data import load_prepared
+    from comirec.evaluation import per_user_metrics
+    from comirec.training import load_model
+
+    ds = load_prepared(data)
+    model, cfg = load_model(run)
+    arrays = {
+        split: per_user_metrics(model, ds, split=split, n=50, protocol="comirec", maxlen=cfg["model"]["maxlen"])["recall@50"].astype(np.float32)
+        for split in ("valid", "test")
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays, run=str(run), best_step=json.loads((run / "metrics.json").read_text())["best_step"])
+    tmp.replace(path)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -59,6 +82,9 @@ def main() -> int:
     ap.add_argument("--max-steps", type=int, default=20000)
     ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--per-user", default=None, metavar="DIR",
+                    help="also write each run's per-user Recall@50 (valid and test, protocol comirec) to "
+                         "DIR/<variant>-s<seed>.npz, small files that scripts/paired.py reads without the runs")
     args = ap.parse_args()
 
     from comirec.training import train
@@ -79,6 +105,8 @@ def main() -> int:
                 tkw.update(typed(TrainConfig, opts))
                 tcfg = TrainConfig(data=args.data, out=str(run), **tkw)  # type: ignore[arg-type]
                 train(mcfg, tcfg)
+            if args.per_user:
+                save_per_user(run, args.data, Path(args.per_user) / f"{name}-s{seed}.npz")
             m = json.loads((run / "metrics.json").read_text())
             (valid,) = m["valid"]["standard"].values()  # one λ (0)
             (test,) = m["test"]["standard"].values()

@@ -3,7 +3,8 @@
 
     python scripts/paired.py --data data/sports --split test --runs A=runs/x-s19,runs/x-s20 B=runs/y-s19
 
-Each NAME=RUN[,RUN...] is one model; with several runs (seeds) a user's Recall@50 is first
+Each NAME=RUN[,RUN...] is one model (a RUN is a run directory, or a per-user .npz file written
+by scripts/model_study.py --per-user); with several runs (seeds) a user's Recall@50 is first
 averaged over the runs, then the difference A - B is taken per user, and its mean and standard
 error over users are printed (for every pair where A is listed before B), with each model's mean
 and the sd of its per-seed means.
@@ -38,8 +39,15 @@ def main() -> int:
         name, _, paths = spec.partition("=")
         arrays = []
         for path in paths.split(","):
-            model, cfg = load_model(path)
-            r = per_user_metrics(model, ds, split=args.split, n=50, protocol=args.protocol, maxlen=cfg["model"]["maxlen"])["recall@50"]
+            if path.endswith(".npz"):  # written by scripts/model_study.py --per-user (protocol comirec)
+                if args.protocol != "comirec":
+                    raise SystemExit(f"{path}: per-user files hold protocol comirec; use --protocol comirec")
+                r = np.load(path)[args.split].astype(np.float64)
+                if len(r) != len(ds.users(args.split)):
+                    raise SystemExit(f"{path}: {len(r)} users, but {args.data} has {len(ds.users(args.split))} {args.split} users")
+            else:
+                model, cfg = load_model(path)
+                r = per_user_metrics(model, ds, split=args.split, n=50, protocol=args.protocol, maxlen=cfg["model"]["maxlen"])["recall@50"]
             arrays.append(r)
         stacked = np.vstack(arrays)
         per_model[name] = stacked.mean(0)

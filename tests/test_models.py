@@ -283,3 +283,26 @@ def test_readout_auto_is_max_for_comirec_sa_only() -> None:
     assert ModelConfig(model="mind").training_readout == "hard"
     assert ModelConfig(model="comirec-sa", readout="hard").training_readout == "hard"
     assert ModelConfig.from_stored({"model": "comirec-sa"}).training_readout == "hard"  # runs written before
+
+
+def test_gru4rec_dropout_acts_in_training_only_and_other_models_refuse_it() -> None:
+    torch.manual_seed(0)
+    plain, dropped = build_model("gru4rec", 30, dim=8), build_model("gru4rec", 30, dim=8, dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())  # dropout has no parameters: same weights
+    ids = torch.tensor([[3, 4, 5, 0], [7, 8, 0, 0]])
+    mask = (ids > 0).float()
+    for m in (plain, dropped):
+        m.eval()
+    torch.testing.assert_close(dropped.interests(ids, mask), plain.interests(ids, mask))  # eval: no dropout
+    dropped.train()
+    plain.train()
+    assert not torch.allclose(dropped.interests(ids, mask), plain.interests(ids, mask))
+    # dropout 0 is the model without it, draw for draw
+    torch.manual_seed(1)
+    a = build_model("gru4rec", 30, dim=8, dropout=0.0).train()
+    torch.manual_seed(1)
+    b = build_model("gru4rec", 30, dim=8).train()
+    torch.testing.assert_close(a.interests(ids, mask), b.interests(ids, mask))
+    for name in ("youtube-dnn", "mind", "comirec-dr", "comirec-sa"):
+        with pytest.raises(ValueError, match=f"dropout: model {name} takes no dropout"):
+            build_model(name, 30, dim=8, dropout=0.2)

@@ -30,6 +30,7 @@ def build_model(
     dr_map: str = "shared",
     dr_init: str = "normal",
     align: str = "left",
+    dropout: float = 0.0,
 ) -> InterestModel:
     """Build a model by its CLI name. Single-vector models ignore ``interests`` (K = 1)."""
     if name not in MODELS:
@@ -44,7 +45,10 @@ def build_model(
         "mind": dict(maxlen=maxlen, routing_iters=routing_iters, mind_relu=mind_relu),
         "comirec-dr": dict(maxlen=maxlen, routing_iters=routing_iters, dr_map=dr_map, dr_init=dr_init, align=align),
         "comirec-sa": dict(maxlen=maxlen, align=align),
+        "gru4rec": dict(dropout=dropout),
     }.get(name, {})
+    if dropout and "dropout" not in options:
+        raise ValueError(f"dropout: model {name} takes no dropout (only gru4rec does)")
     return MODELS[name](n_items, dim=dim, n_interests=interests, **options)
 
 
