@@ -3,6 +3,9 @@
 validation Recall@50 (what chose the defaults), the steps to it, and the test Recall@50.
 
     python scripts/study_table.py runs/study-sports --variants sa-max,sa,dr-shared --seeds 19,20,21
+    python scripts/study_table.py docs/study/sports --variants sa-max,dr-shared   # the per-user files
+
+STUDY is model_study.py's --out (run directories) or its --per-user directory (NAME-sSEED.npz).
 
 Recall in %, standard protocol (equal to the authors' for Recall on these data: no repeated
 targets). A variant missing a seed is shown with the seeds it has.
@@ -38,6 +41,13 @@ def main() -> int:
     for variant in args.variants.split(","):
         valid, test, best = [], [], []
         for seed in seeds:
+            saved = Path(args.study) / f"{variant}-s{seed}.npz"  # model_study.py --per-user
+            if saved.is_file():
+                z = np.load(saved)
+                valid.append(100 * float(np.nanmean(z["valid"])))
+                test.append(100 * float(np.nanmean(z["test"])))
+                best.append(int(z["best_step"]))
+                continue
             path = Path(args.study) / f"{variant}-s{seed}" / "metrics.json"
             if not path.is_file():
                 continue
