@@ -36,7 +36,10 @@ def measured(output: str) -> dict[str, float]:
 def test_speed_ratios_stay_above_half_their_documented_values() -> None:
     done = guard()
     assert done.returncode == 0, done.stdout + done.stderr
-    assert set(measured(done.stdout)) == set(ratio_guard.DOCUMENTED), done.stdout
+    expected = set(ratio_guard.DOCUMENTED) - set(ratio_guard.FALLBACK.values())
+    if "measuring 'metrics vs reference' instead" in done.stdout:  # ranx (the test extra) is not installed
+        expected = expected - {"metrics vs ranx"} | {"metrics vs reference"}
+    assert set(measured(done.stdout)) == expected, done.stdout
 
 
 def test_a_slowed_core_trips_the_guard() -> None:

@@ -3,6 +3,7 @@ plot, TensorBoard event files, progress bars, units, and the messages a newcomer
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -146,16 +147,23 @@ def test_train_tensorboard_without_the_package_is_one_line(data: Path, tmp_path:
 # -- progress and units -----------------------------------------------------------------------
 
 
-def test_evaluate_progress_counts_users_and_json_is_quiet(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_evaluate_progress_counts_users_and_json_is_quiet(run: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     from comirec.data import load_prepared
 
     n_users = len(load_prepared(json.loads((run / "config.json").read_text())["dataset"]["path"]).users("valid"))
     assert main(["evaluate", "--run", str(run), "--split", "valid"]) == 0
-    err = capsys.readouterr().err
-    assert f"{n_users}/{n_users}" in err and "users" in err
-    for quiet in (["--json"], ["--no-progress"]):
+    assert "users" not in capsys.readouterr().err  # not a terminal: no bar
+    for quiet, shown in (([], True), (["--json"], False), (["--no-progress"], False)):
+        term = Terminal()
+        monkeypatch.setattr(sys, "stderr", term)
         assert main(["evaluate", "--run", str(run), "--split", "valid", *quiet]) == 0
-        assert "users" not in capsys.readouterr().err
+        assert (f"{n_users}/{n_users}" in term.getvalue() and "users" in term.getvalue()) is shown, (quiet, term.getvalue())
 
 
 def test_evaluate_json_states_fractions_and_the_table_percent(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -170,15 +178,17 @@ def test_evaluate_json_states_fractions_and_the_table_percent(run: Path, capsys:
     assert json.loads((run / "metrics.json").read_text())["units"] == "fraction"
 
 
-def test_prepare_progress_counts_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_prepare_progress_counts_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     rows = [f"{u},{i},{t}" for u in range(60) for t, i in enumerate(range(u % 7, u % 7 + 8))]
     log = tmp_path / "log.csv"
     log.write_text("user_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
     assert main(["prepare", "--format", "csv", "--input", str(log), "--out", str(tmp_path / "a")]) == 0
-    err = capsys.readouterr().err
-    assert "reading" in err and f"{len(rows)} rows" in err
-    assert main(["prepare", "--format", "csv", "--input", str(log), "--out", str(tmp_path / "b"), "--no-progress"]) == 0
-    assert "rows" not in capsys.readouterr().err
+    assert "rows" not in capsys.readouterr().err  # not a terminal: no bar
+    for name, extra, shown in (("b", [], True), ("c", ["--no-progress"], False)):
+        term = Terminal()
+        monkeypatch.setattr(sys, "stderr", term)
+        assert main(["prepare", "--format", "csv", "--input", str(log), "--out", str(tmp_path / name), *extra]) == 0
+        assert ("reading" in term.getvalue() and f"{len(rows)} rows" in term.getvalue()) is shown, term.getvalue()
 
 
 def test_demo_table_is_in_percent(capsys: pytest.CaptureFixture[str]) -> None:

@@ -220,7 +220,7 @@ class EvalConfig:
     ef_search: int | None = _field(None, "HNSW indexes: search beam width efSearch (default: faiss's, 16)")
     plot: str | None = _field(None, "also write the Recall@N-Diversity@N curve over the --lam values to this PNG file "
                                     "(N = 50, else the largest --n; needs matplotlib: the plot extra)")
-    progress: bool = _field(True, "show a progress bar over the users (never with --json)")
+    progress: bool = _field(True, "show a progress bar over the users on a terminal (never with --json)")
 
     def __post_init__(self) -> None:
         _check_index_params(self.nprobe, self.ef_search)
@@ -388,7 +388,7 @@ class PrepareConfig:
     )
     overwrite: bool = dataclasses.field(default=False, metadata={"help": "replace --out if it exists"})
     block_mb: int = dataclasses.field(default=32, metadata={"help": "read the input in blocks of this many MiB"})
-    progress: bool = dataclasses.field(default=True, metadata={"help": "show the rows read so far"})
+    progress: bool = dataclasses.field(default=True, metadata={"help": "show the rows read so far on a terminal"})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -269,8 +269,9 @@ def cli_evaluate(args: Any) -> int:
     print("retrieval: " + ", ".join(f"{k} {v}" for k, v in index.describe().items()), file=sys.stderr)
     from tqdm import tqdm
 
+    # disable=None: on a terminal only, so that a log file or an error's one line stays clean
     with tqdm(total=len(ds.users(cfg.split)), desc="evaluate", unit=" users", file=sys.stderr, dynamic_ncols=True,
-              disable=cfg.json or not cfg.progress) as bar:
+              disable=True if cfg.json or not cfg.progress else None) as bar:
         report = evaluate_model(model, ds, split=cfg.split, ns=cfg.n, lams=cfg.lam, protocols=(cfg.protocol,),
                                 maxlen=int(run_cfg["model"]["maxlen"]), batch_size=cfg.batch_size, device=device, index=index,
                                 on_users=bar.update)

@@ -17,7 +17,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     else:
         from tqdm import tqdm  # installed with pyarrow (the train extra), which prepare needs
 
-        with tqdm(desc="reading", unit=" rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True) as bar:
+        # disable=None: on a terminal only, so that a log file or an error's one line stays clean
+        with tqdm(desc="reading", unit=" rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
             ds = prepare(cfg, on_rows=lambda n: bar.update(n - bar.n))
     print(ds.summary())
     print(f"wrote {ds.path} in {ds.header.get('seconds', 0):.1f} s")
