@@ -222,15 +222,18 @@ def test_train_on_raw_sequences_names_the_prepare_command(tmp_path: Path, capsys
 
 
 @pytest.mark.parametrize("argv", [
-    ["train", "--data", "/nonexistent/comirec-data", "--model", "comirec-sa", "--out", "/tmp/comirec-never"],
-    ["evaluate", "--run", "/nonexistent/comirec-run"],
+    ["train", "--data", "{tmp}/no-data", "--model", "comirec-sa", "--out", "{tmp}/out"],
+    ["evaluate", "--run", "{tmp}/no-run"],
+    ["reproduce", "--data", "{tmp}/no-data", "--out", "{tmp}/out"],
 ])
-def test_path_mistakes_are_reported_before_torch_is_imported(argv: list[str]) -> None:
+def test_path_mistakes_are_reported_before_torch_is_imported(argv: list[str], tmp_path: Path) -> None:
     code = ("import sys; from comirec.cli import main; rc = main(sys.argv[1:]); "
             "sys.exit(rc if 'torch' not in sys.modules else 99)")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, (done.returncode, done.stderr)  # 99: torch was imported first
-    assert "does not exist" in done.stderr
+    assert "does not exist" in done.stderr and done.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()  # nothing created
 
 
 def test_gitignore_covers_prepared_data() -> None:

@@ -442,6 +442,8 @@ def cli_reproduce(args: Any) -> int:
     from .data._writing import OutputLock
 
     parse_models(cfg.models)  # fail before any work
+    if cfg.data is not None and not Path(cfg.data).exists():  # before --out is created
+        raise FileNotFoundError(f"--data {cfg.data} does not exist")
     out = Path(cfg.out)
     if os.path.lexists(out) and not out.is_dir():
         raise FileExistsError(f"--out {out}: exists and is not a directory; expected an output directory")
