@@ -38,7 +38,7 @@ def test_evaluate_json_is_one_object(run, capsys) -> None:  # type: ignore[no-un
     assert main(["evaluate", "--run", str(run), "--lam", "0,0.1", "--n", "10,50", "--json", "--split", "valid"]) == 0
     out = capsys.readouterr().out
     obj = json.loads(out)  # nothing else on stdout
-    assert set(obj) == {"0.0", "0.1"}
+    assert set(obj) == {"units", "0.0", "0.1"} and obj["units"] == "fraction"
     assert set(obj["0.1"]) == {f"{m}@{n}" for m in ("recall", "ndcg", "hitrate", "diversity") for n in (10, 50)}
 
 

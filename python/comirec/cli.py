@@ -62,7 +62,7 @@ def _tune_options(p: argparse.ArgumentParser) -> None:
     from comirec.config import ModelConfig, TrainConfig, TuneConfig, add_arguments
 
     add_arguments(p, ModelConfig)
-    add_arguments(p, TrainConfig, skip=("resume",))
+    add_arguments(p, TrainConfig, skip=("resume", "tensorboard"))  # trials log to their own log.jsonl
     add_arguments(p, TuneConfig)
     for action in p._actions:
         if action.dest == "out":

@@ -182,6 +182,8 @@ class TrainConfig:
     threads: int = _field(0, "torch CPU threads (0 = auto: 1 on <= 2 cores or a busy machine, else one per core)")
     resume: bool = _field(False, "continue the run in --out from its last checkpoint")
     progress: bool = _field(True, "show a progress bar")
+    tensorboard: str | None = _field(None, "also log every log.jsonl record to TensorBoard event files in this directory "
+                                           "(needs tensorboard: the tensorboard extra)")
 
     def __post_init__(self) -> None:
         _check_index_params(self.nprobe, self.ef_search)
@@ -208,13 +210,17 @@ class EvalConfig:
     lam: tuple[float, ...] = _field((0.0,), "λ values for the aggregation, comma-separated (inf allowed)")
     n: tuple[int, ...] = _field((20, 50), "list lengths N, comma-separated")
     protocol: str = _field("standard", "metric formulas: standard, or the authors' (comirec)", choices=("standard", "comirec"))
-    json: bool = _field(False, "print one JSON object (λ -> metric -> value) on stdout and nothing else")
+    json: bool = _field(False, "print one JSON object on stdout and nothing else: λ -> metric -> value as a fraction "
+                               "(0-1; the table prints %), and \"units\": \"fraction\"")
     data: str | None = _field(None, "evaluate on this prepared dataset instead of the run's own")
     device: str = _field("auto", "auto, cpu, cuda or cuda:N")
     batch_size: int = _field(1024, "users per evaluation batch")
     index: str = _field("Flat", "faiss index factory string (Flat = exact; e.g. IVF4096,Flat or HNSW32)")
     nprobe: int = _field(16, "IVF indexes: inverted lists searched per query")
     ef_search: int | None = _field(None, "HNSW indexes: search beam width efSearch (default: faiss's, 16)")
+    plot: str | None = _field(None, "also write the Recall@N-Diversity@N curve over the --lam values to this PNG file "
+                                    "(N = 50, else the largest --n; needs matplotlib: the plot extra)")
+    progress: bool = _field(True, "show a progress bar over the users on a terminal (never with --json)")
 
     def __post_init__(self) -> None:
         _check_index_params(self.nprobe, self.ef_search)
@@ -263,6 +269,8 @@ class ReproduceConfig:
     device: str = _field("auto", "auto, cpu, cuda or cuda:N")
     threads: int = _field(0, "torch CPU threads (0 = auto: 1 on <= 2 cores or a busy machine, else one per core)")
     progress: bool = _field(True, "show progress bars")
+    plot: bool = _field(True, "write OUT/tradeoff-<protocol>.png: Recall@50 against Diversity@50 over λ for each model "
+                              "(needs matplotlib: the plot extra)")
 
     def __post_init__(self) -> None:
         if not self.budget_minutes >= 0:
@@ -380,6 +388,7 @@ class PrepareConfig:
     )
     overwrite: bool = dataclasses.field(default=False, metadata={"help": "replace --out if it exists"})
     block_mb: int = dataclasses.field(default=32, metadata={"help": "read the input in blocks of this many MiB"})
+    progress: bool = dataclasses.field(default=True, metadata={"help": "show the rows read so far on a terminal"})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -52,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"comirec demo: {cfg.users:,} users, K={cfg.interests} interests x N={cfg.per_interest} candidates, "
         f"{cfg.items:,} items in {cfg.categories} categories (synthetic, seed {cfg.seed}); "
-        f"top-{cfg.n}, metrics protocol 'standard'"
+        f"top-{cfg.n}, metrics protocol 'standard', in %"
     )
     ks = tuple(sorted({min(20, cfg.n), cfg.n}))
     cols = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg", "hitrate", "diversity")]
@@ -65,5 +65,5 @@ def main(args: argparse.Namespace) -> int:
         speed = cfg.users / (time.perf_counter() - start)
         res = comirec.metrics(out.items, targets, cats, ks=ks)
         lam_text = "inf" if math.isinf(lam) else f"{lam:g}"
-        print(f"{lam_text:>8}  " + "  ".join(f"{res[c]:>13.4f}" for c in cols) + f"  {speed:>12,.0f}")
+        print(f"{lam_text:>8}  " + "  ".join(f"{100 * res[c]:>13.2f}" for c in cols) + f"  {speed:>12,.0f}")
     return 0

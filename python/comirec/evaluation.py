@@ -8,7 +8,7 @@ per-batch metric sums are accumulated, never per-user Python objects.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -87,10 +87,12 @@ def _per_user_batches(
     batch_size: int,
     device: Any,
     index: ItemIndex,
+    on_users: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[int, float, str, dict[str, np.ndarray]]]:
     """The evaluation path, batch by batch: per batch of users, one retrieval at the largest N,
     then for each (n, λ, protocol) the per-user metric arrays, yielded as
-    ``(n, λ, protocol, {metric: array})``. The model must be in eval mode."""
+    ``(n, λ, protocol, {metric: array})``; ``on_users(b)`` after each batch of b users. The
+    model must be in eval mode."""
     import comirec
     from comirec.data import eval_batches
 
@@ -108,6 +110,8 @@ def _per_user_batches(
                 for p in protocols:
                     per_user = comirec.metrics(recs.items, targets, cats=cats, ks=(n,), protocol=p, per_user=True)  # type: ignore[call-overload]
                     yield n, lam, p, per_user
+        if on_users is not None:
+            on_users(len(eb.users))
 
 
 def evaluate_model(
@@ -127,9 +131,11 @@ def evaluate_model(
     stderr: bool = False,
     nprobe: int = 16,
     ef_search: int | None = None,
+    on_users: Callable[[int], None] | None = None,
 ) -> Report:
     """Recall / NDCG / HitRate / Diversity @ each n in ``ns`` for each λ and protocol, averaged
-    over the users of ``split``. ``max_users`` evaluates the first that many users only.
+    over the users of ``split``. ``max_users`` evaluates the first that many users only;
+    ``on_users(b)`` hears of each batch of b users done (a progress bar).
     ``stderr=True`` adds ``"<metric>_se"``: the standard error of each mean over users.
     ``index`` (or ``factory``/``nprobe``/``ef_search`` to build one) is the retrieval.
 
@@ -157,7 +163,7 @@ def evaluate_model(
         # targets are NaN in the core's per-user arrays and stay out of the means, as in
         # comirec.metrics.
         sums: dict[tuple[str, float], dict[str, list[float]]] = {(p, lam): {} for p in protocols for lam in lams}
-        for _n, lam, p, per_user in _per_user_batches(model, dataset, users, ns, lams, protocols, maxlen, batch_size, device, index):
+        for _n, lam, p, per_user in _per_user_batches(model, dataset, users, ns, lams, protocols, maxlen, batch_size, device, index, on_users):
             acc = sums[(p, lam)]
             for key, values in per_user.items():
                 tot = acc.setdefault(key, [0.0, 0.0, 0.0])
@@ -243,27 +249,53 @@ def cli_evaluate(args: Any) -> int:
 
     from .config import EvalConfig, from_namespace
     from .data import load_prepared
-    from .training import check_same_items, load_model, resolve_device
-
     from .retrieval import check_factory
+    from .training import check_same_items, load_model, load_run_config, resolve_device
 
     cfg = from_namespace(EvalConfig, args)
-    check_factory(cfg.index, arg="--index")
-    device = resolve_device(cfg.device)
-    model, run_cfg = load_model(Path(cfg.run), device)
+    # paths and settings first: mistakes are reported before torch is imported (seconds)
+    run_cfg = load_run_config(Path(cfg.run))
     data = cfg.data or run_cfg["dataset"]["path"]
     if not Path(data).exists():
         raise FileNotFoundError(f"the run's dataset {data} is not there any more: pass --data DIR (a prepared dataset)")
     ds = load_prepared(data)
+    if cfg.plot is not None and not Path(cfg.plot).resolve().parent.is_dir():
+        raise FileNotFoundError(f"--plot {cfg.plot}: its directory does not exist")
+    check_factory(cfg.index, arg="--index")
+    device = resolve_device(cfg.device)
+    model, run_cfg = load_model(Path(cfg.run), device)
     check_same_items(model.n_items, ds, f"evaluate --run {cfg.run}")
     index = build_index(model, device, cfg.index, cfg.nprobe, cfg.ef_search)
     print("retrieval: " + ", ".join(f"{k} {v}" for k, v in index.describe().items()), file=sys.stderr)
-    report = evaluate_model(model, ds, split=cfg.split, ns=cfg.n, lams=cfg.lam, protocols=(cfg.protocol,),
-                            maxlen=int(run_cfg["model"]["maxlen"]), batch_size=cfg.batch_size, device=device, index=index)
+    from tqdm import tqdm
+
+    # disable=None: on a terminal only, so that a log file or an error's one line stays clean
+    with tqdm(total=len(ds.users(cfg.split)), desc="evaluate", unit=" users", file=sys.stderr, dynamic_ncols=True,
+              disable=True if cfg.json or not cfg.progress else None) as bar:
+        report = evaluate_model(model, ds, split=cfg.split, ns=cfg.n, lams=cfg.lam, protocols=(cfg.protocol,),
+                                maxlen=int(run_cfg["model"]["maxlen"]), batch_size=cfg.batch_size, device=device, index=index,
+                                on_users=bar.update)
+    name = run_cfg["model"]["model"]
     if cfg.json:
-        print(json.dumps(report_to_json(report)[cfg.protocol]))
+        print(json.dumps({"units": "fraction", **report_to_json(report)[cfg.protocol]}))
     else:
-        name = run_cfg["model"]["model"]
         label = " (SYNTHETIC data)" if run_cfg["dataset"].get("synthetic") else ""
         print(format_report(report, f"{name} on {ds.path}{label}, {cfg.split} users, metrics in %"))
+    if cfg.plot is not None:
+        _plot_report(report, cfg, name)
     return 0
+
+
+def _plot_report(report: Report, cfg: Any, name: str) -> None:
+    import sys
+
+    from .plots import PlotUnavailable, tradeoff_points, write_tradeoff_plot
+
+    n = 50 if 50 in cfg.n else max(cfg.n)
+    points = tradeoff_points(report_to_json(report)[cfg.protocol], n)
+    try:
+        path = write_tradeoff_plot({name: points}, cfg.plot, n=n, title=f"{name}, {cfg.split} users, protocol {cfg.protocol}")
+    except PlotUnavailable as exc:
+        print(f"--plot: skipped: {exc}", file=sys.stderr)
+        return
+    print(f"plot: {path}", file=sys.stderr)

@@ -62,7 +62,7 @@ def resolve_dataset(cfg: ReproduceConfig, out: Path) -> Path:
         target = out / "dataset"
         if _is_prepared(target):
             return target
-        argv = ["prepare", "--format", "sequences", "--input", str(src), "--out", str(target)]
+        argv = ["prepare", "--format", "sequences", "--input", str(src), "--out", str(target)] + ([] if cfg.progress else ["--no-progress"])
         splits = sorted(src.glob("split-*.tsv")) if src.is_dir() else []
         if splits:
             argv += ["--split-file", str(splits[0])]
@@ -108,7 +108,7 @@ def run_all(cfg: ReproduceConfig) -> dict[str, Any]:
         "dataset": {"path": str(Path(data_dir).resolve()), "name": ds.header.get("name"), "synthetic": bool(ds.header.get("synthetic", False)),
                     "n_users": int(ds.n_users), "n_items": int(ds.n_items), "n_interactions": int(ds.n_interactions)},
         "config": dataclasses.asdict(cfg), "budget_minutes_per_model": per_model, "seeds": seeds, "models": {}, "table4": {},
-        "tuned": {},
+        "tuned": {}, "units": "fraction",  # every metric, standard error and difference is 0-1; the tables print %
     }
     base = {name: _base_configs(cfg, data_dir, name, per_model) for name in models}
     if cfg.tune_minutes > 0:
@@ -361,7 +361,7 @@ def table4(report: dict[str, Any], protocol: str) -> str:
 def stderr_note(report: dict[str, Any], protocol: str) -> str:
     parts = [f"{PAPER_NAMES[n]} ±{100 * r['test'][protocol]['0.0']['recall@50_se']:.2f}" for n, r in report["models"].items()]
     over = "the test users" if len(report.get("seeds", [0])) == 1 else "the test users (each user's Recall@50 averaged over the seeds)"
-    return f"Standard error of Recall@50 over {over} (a difference under ~2 of these is noise): " + ", ".join(parts)
+    return f"Standard error of Recall@50 over {over}, in points of % (a difference under ~2 of these is noise): " + ", ".join(parts)
 
 
 def paired_note(report: dict[str, Any], protocol: str) -> str:
@@ -377,8 +377,8 @@ def paired_note(report: dict[str, Any], protocol: str) -> str:
             text += " (per seed " + ", ".join(f"{100 * x:+.2f}" for x in d["per_seed"]) + f"; sd {100 * d['seed_sd']:.2f})"
         parts.append(text)
     if seeds == 1:
-        return "Paired Recall@50 differences over the same test users (± standard error): " + "; ".join(parts)
-    return (f"Paired Recall@50 differences over the same test users and {seeds} seeds (each user's difference averaged "
+        return "Paired Recall@50 differences over the same test users, in points of % (± standard error): " + "; ".join(parts)
+    return (f"Paired Recall@50 differences over the same test users and {seeds} seeds, in points of % (each user's difference averaged "
             "over the seeds; ± standard error over users): " + "; ".join(parts))
 
 
@@ -419,7 +419,7 @@ def render(report: dict[str, Any], protocol: str) -> str:
             + (f", {budget:g} min of training in all" if budget else "") + f", batch {report['config']['batch_size']}, "
             + (f"seed {report['config']['seed']}." if len(report.get("seeds", [0])) == 1 else
                f"seeds {', '.join(map(str, report['seeds']))} (cells: mean ± sd over seeds)."))
-    parts = [head, "", "Table 3 layout (λ = 0)", table3(report, protocol), "", stderr_note(report, protocol)]
+    parts = [head, "", "Table 3 layout (λ = 0), in %", table3(report, protocol), "", stderr_note(report, protocol)]
     tuned = tuned_note(report)
     if tuned:
         parts += ["", tuned]
@@ -428,10 +428,10 @@ def render(report: dict[str, Any], protocol: str) -> str:
         parts += ["", paired]
     t4 = table4(report, protocol)
     if t4:
-        parts += ["", "Table 4 layout (number of interests K)", t4]
+        parts += ["", "Table 4 layout (number of interests K), in %", t4]
     t5 = table5(report, protocol)
     if t5:
-        parts += ["", "Table 5 layout (N = 50)", t5]
+        parts += ["", "Table 5 layout (N = 50), in %", t5]
     return "\n".join(parts)
 
 
@@ -442,6 +442,8 @@ def cli_reproduce(args: Any) -> int:
     from .data._writing import OutputLock
 
     parse_models(cfg.models)  # fail before any work
+    if cfg.data is not None and not Path(cfg.data).exists():  # before --out is created
+        raise FileNotFoundError(f"--data {cfg.data} does not exist")
     out = Path(cfg.out)
     if os.path.lexists(out) and not out.is_dir():
         raise FileExistsError(f"--out {out}: exists and is not a directory; expected an output directory")
@@ -450,6 +452,30 @@ def cli_reproduce(args: Any) -> int:
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         md = "\n\n".join(f"## protocol: {p}\n\n" + render(report, p) for p in ("standard", "comirec"))
         (out / "report.md").write_text("# comirec reproduce\n\n" + md + "\n")
+        plots = write_plots(report, out) if cfg.plot else []
     print(render(report, cfg.protocol))
-    print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
+    other = next(p for p in ("standard", "comirec") if p != cfg.protocol)
+    print(f"\nreport: {out / 'report.json'}, {out / 'report.md'} (both protocols; printed above: {cfg.protocol}, "
+          f"--protocol {other} prints the other)" + "".join(f"\nplot: {p}" for p in plots))
     return 0
+
+
+def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
+    """``OUT/tradeoff-<protocol>.png``: Recall@50 against Diversity@50 over λ, one curve per model
+    (single-λ models are one point); skipped with one line when matplotlib is missing."""
+    from .plots import PlotUnavailable, tradeoff_points, write_tradeoff_plot
+
+    written = []
+    for p in ("standard", "comirec"):
+        curves = {PAPER_NAMES[m]: tradeoff_points(r["test"][p], 50) for m, r in report["models"].items()}
+        d = report["dataset"]
+        title = f"{d['name'] or d['path']}{' (SYNTHETIC)' if d['synthetic'] else ''}, test users, protocol {p}"
+        try:
+            written.append(write_tradeoff_plot(curves, out / f"tradeoff-{p}.png", n=50, title=title))
+        except PlotUnavailable as exc:
+            print(f"plot: skipped: {exc}", file=sys.stderr)
+            break
+        except ValueError as exc:  # no categories: no Diversity
+            print(f"plot: skipped: {exc}", file=sys.stderr)
+            break
+    return written

@@ -16,6 +16,7 @@ exactly as if it had never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -24,7 +25,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -161,6 +162,11 @@ def load_run_config(run: Path) -> dict[str, Any]:
     if not run.is_dir():
         raise FileNotFoundError(f"run directory {run} does not exist")
     if not path.is_file():
+        inside = runs_under(run)
+        if inside:  # e.g. the --out of comirec reproduce: its runs are in runs/<model>
+            more = f" and {len(inside) - 10} more" if len(inside) > 10 else ""
+            raise ValueError(f"{run} is not a comirec run directory (no {CONFIG}), but holds runs: "
+                             + ", ".join(map(str, inside[:10])) + more + "; pass one of them to --run")
         raise ValueError(f"{run} is not a comirec run directory (no {CONFIG}; create one with comirec train)")
     try:
         cfg = json.loads(path.read_bytes())
@@ -169,6 +175,23 @@ def load_run_config(run: Path) -> dict[str, Any]:
     if not isinstance(cfg, dict) or not all(isinstance(cfg.get(k), dict) for k in ("model", "train", "dataset")):
         raise ValueError(f"{path}: expected a JSON object with 'model', 'train' and 'dataset' objects (written by comirec train)")
     return cfg
+
+
+def runs_under(path: Path, depth: int = 2) -> list[Path]:
+    """The run directories (holding config.json) below ``path``, at most ``depth`` levels down, sorted."""
+    found: list[Path] = []
+    level = [path]
+    for _ in range(depth):
+        level = sorted(p for d in level for p in _subdirs(d))
+        found += [p for p in level if (p / CONFIG).is_file()]
+    return sorted(found)
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return [p for p in path.iterdir() if p.is_dir()]
+    except OSError:
+        return []
 
 
 def build_from_config(model_cfg: ModelConfig, n_items: int) -> Any:
@@ -365,10 +388,12 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_st
     eval_kwargs: dict[str, Any] = dict(maxlen=model_cfg.maxlen, batch_size=cfg.eval_batch_size, device=device, factory=cfg.index,
                                        nprobe=cfg.nprobe, ef_search=cfg.ef_search)
     retrieval = {"backend": resolve_backend(cfg.index, str(device)), "factory": cfg.index, "nprobe": cfg.nprobe, "ef_search": cfg.ef_search}
-    with _LogFile(run / LOG) as log_f:
+    with _LogFile(run / LOG) as log_f, _tensorboard(cfg.tensorboard) as tb:
 
         def log(record: dict[str, Any]) -> None:
             log_f.write(json.dumps(record) + "\n")
+            if tb is not None:
+                tb(record)
 
         log({"event": "retrieval", **retrieval})
 
@@ -391,17 +416,38 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_st
             rep = evaluate_model(model, ds, split=split, ns=(20, 50), protocols=("standard", "comirec"), **eval_kwargs)
             summary[split] = report_to_json(rep)
         summary["retrieval"] = retrieval
+        summary["units"] = "fraction"  # the metrics are 0-1 (the printed tables are in %)
         _atomic_write_text(run / METRICS, json.dumps(summary, indent=2) + "\n")
         log({"event": "done", "steps": summary["steps"], "best_step": summary["best_step"]})
     return run
 
 
 # Options that may change when a run is resumed; everything else comes from the stored config.
-_RESUMABLE = ("max_steps", "max_minutes", "patience", "progress", "device", "threads", "resume", "out", "data")
+_RESUMABLE = ("max_steps", "max_minutes", "patience", "progress", "device", "threads", "resume", "out", "data", "tensorboard")
 # Of those, the ones that change the run's length: a new value is written back to config.json.
 EXTENDABLE = ("max_steps", "max_minutes", "patience")
 # What a killed `comirec train` may leave before it wrote config.json: a new run may start there.
 _CREATION_LEFTOVERS = {ITEMS, ITEMS + ".tmp", CONFIG + ".tmp"}
+
+
+@contextlib.contextmanager
+def _tensorboard(logdir: str | None) -> Iterator[Any]:
+    """The TensorBoard writer of ``--tensorboard``, or None (not asked, or not installed: one line)."""
+    if logdir is None:
+        yield None
+        return
+    from .tracking import TensorBoardLog, TrackingUnavailable
+
+    try:
+        tb = TensorBoardLog(logdir)
+    except TrackingUnavailable as exc:
+        print(f"--tensorboard: skipped: {exc}; log.jsonl has every record", file=sys.stderr)
+        yield None
+        return
+    try:
+        yield tb
+    finally:
+        tb.close()
 
 
 class _LogFile:
@@ -480,7 +526,7 @@ def resume_config(run: Path, model_cfg: ModelConfig | None, cfg: TrainConfig, gi
     if refused:
         raise ValueError(
             f"--resume {run}: {'; '.join(refused)}: --resume takes every setting from {run / CONFIG}; only "
-            "--max-steps, --max-minutes, --patience, --device, --threads and --progress may change "
+            "--max-steps, --max-minutes, --patience, --device, --threads, --progress and --tensorboard may change "
             "(start a new run with another --out to change the others)"
         )
     merged = {k: v for k, v in stored_train.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
@@ -670,6 +716,27 @@ class _Trainer:
             bar.close()
 
 
+def _prepared_data(path: str) -> Any:
+    """The prepared dataset at ``path``; a raw sequences directory (which reproduce prepares on
+    the fly) is refused with the ``comirec prepare`` command that makes one of it."""
+    from .data import load_prepared
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"--data {p} does not exist; expected a prepared dataset (comirec prepare / comirec synth)")
+    try:
+        return load_prepared(p)
+    except FileNotFoundError:
+        txt = sorted(p.glob("*.txt")) if p.is_dir() else []
+        if not txt:
+            raise
+        splits = sorted(p.glob("split-*.tsv"))
+        target = Path("data") / p.name
+        command = f"comirec prepare --format sequences --input {p} --out {target}" + (f" --split-file {splits[0]}" if splits else "")
+        raise FileNotFoundError(f"--data {p}: raw sequences ({txt[0].name}), not a prepared dataset; prepare it once with "
+                                f"`{command}`, then pass --data {target}") from None
+
+
 def cli_train(args: Any) -> int:
     """``comirec train``: options come from ModelConfig + TrainConfig. With ``--resume`` every
     setting comes from the run's config.json; see :func:`resume_config` for the options given
@@ -693,8 +760,9 @@ def cli_train(args: Any) -> int:
         model_cfg = from_namespace(ModelConfig, args)
     from .retrieval import check_factory
 
+    ds = _prepared_data(cfg.data)  # path mistakes are reported before torch is imported (seconds)
     check_factory(cfg.index, arg="--index")
-    run = train(model_cfg, cfg)
+    run = train(model_cfg, cfg, dataset=ds)
     final = json.loads((run / METRICS).read_text())
     test = final["test"]["standard"]["0.0"]
     print(f"{model_cfg.model}: best step {final['best_step']} of {final['steps']}; test (standard protocol) "

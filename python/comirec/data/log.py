@@ -8,8 +8,11 @@ row or per user, and codes number the raw ids in order of first appearance in th
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +21,19 @@ import numpy as np
 from ._text import DataFormatError
 
 _INT_TEXT = r"^-?(0|[1-9][0-9]{0,17})$"  # canonical integers that fit int64 (18 digits max)
+
+# Who hears of the rows read (comirec prepare's progress bar), without threading a callback
+# through every loader: a builder made inside ``reporting_rows(f)`` calls ``f(rows read so far)``.
+_ON_ROWS: ContextVar[Callable[[int], None] | None] = ContextVar("comirec_on_rows", default=None)
+
+
+@contextlib.contextmanager
+def reporting_rows(on_rows: Callable[[int], None] | None) -> Iterator[None]:
+    token = _ON_ROWS.set(on_rows)
+    try:
+        yield
+    finally:
+        _ON_ROWS.reset(token)
 
 
 def raw_ids_to_numpy(values: Any) -> np.ndarray:
@@ -163,6 +179,7 @@ class LogBuilder:
         self._times: list[np.ndarray] | None = [] if with_time else None
         self.rows_read = 0
         self.rows_kept = 0
+        self._on_rows = _ON_ROWS.get()
         self._time_kinds: set[str] = set()
         self._chunks = 0
 
@@ -176,6 +193,8 @@ class LogBuilder:
             self._times.append(_compact_time(times))
         self.rows_kept += len(users)
         self._chunks += 1
+        if self._on_rows is not None:
+            self._on_rows(self.rows_read)
         if self._chunks % 8 == 0:
             release_memory()
 

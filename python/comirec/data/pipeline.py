@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from .loaders import (
     load_taobao,
     sequences_files,
 )
-from .log import RawLog
+from .log import RawLog, reporting_rows
 from .prepared import PreparedDataset, PreparedWriter, load_prepared
 from .protocol import Protocol, apply_protocol, compute_stats
 
@@ -69,8 +70,9 @@ def read_raw(cfg: PrepareConfig) -> tuple[RawLog, list[Path], str]:
     return log, [path] + ([cats] if cats else []), path.stem
 
 
-def prepare(cfg: PrepareConfig) -> PreparedDataset:
-    """Read, filter, remap, split and write; returns the written dataset (memory-mapped)."""
+def prepare(cfg: PrepareConfig, on_rows: Callable[[int], None] | None = None) -> PreparedDataset:
+    """Read, filter, remap, split and write; returns the written dataset (memory-mapped).
+    ``on_rows(n)`` hears the number of input rows read so far, block by block."""
     started = time.perf_counter()
     protocol = Protocol(
         min_item_count=cfg.min_item_count,
@@ -83,7 +85,8 @@ def prepare(cfg: PrepareConfig) -> PreparedDataset:
     if protocol.split_file is not None and not protocol.split_file.is_file():
         raise FileNotFoundError(f"split_file: {protocol.split_file}: no such file")
     with PreparedWriter(cfg.out, overwrite=cfg.overwrite) as writer:
-        log, used, default_name = read_raw(cfg)
+        with reporting_rows(on_rows):
+            log, used, default_name = read_raw(cfg)
         arrays = apply_protocol(log, protocol, source=", ".join(map(str, used)))
         del log
         for name in ("indptr", "items", "split", "item_freq", "item_cat", "user_raw", "item_raw", "cat_raw"):
