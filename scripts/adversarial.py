@@ -268,10 +268,10 @@ class Cli:
 
     area: str
     name: str
-    argv: Callable[[Ctx], list[str]]
+    argv: Callable[..., list[str]]  # (ctx) -> argv
     expect: str = "error"
-    names: Callable[[Ctx], tuple[str, ...]] = lambda ctx: ()
-    prepare: Callable[[Ctx], None] | None = None
+    names: Callable[..., tuple[str, ...]] = lambda ctx: ()
+    prepare: Callable[[Ctx], object] | None = None
     after: Callable[[Ctx, int | None, str], tuple[str, str] | None] | None = None
     timeout: float = 180
     fixtures: tuple[str, ...] = ()
@@ -878,10 +878,15 @@ def _n_items(cfg: dict, n: int) -> dict:
     return cfg
 
 
+def _no_checkpoints(run: Path) -> None:
+    for name in ("best.pt", "last.pt"):
+        (run / name).unlink(missing_ok=True)
+
+
 def corrupt_run_cases() -> Iterator[Cli | Api]:
     area = "corrupt runs"
 
-    def make(slug: str, edit: Callable[[Path], None]) -> Callable[[Ctx], None]:
+    def make(slug: str, edit: Callable[[Path], object]) -> Callable[[Ctx], None]:
         def prepare(ctx: Ctx) -> None:
             edit(copy(ctx.fixtures["run"], ctx.work / f"badrun-{slug}"))
         return prepare
@@ -899,7 +904,7 @@ def corrupt_run_cases() -> Iterator[Cli | Api]:
                     raw(n, data)(d)
         return edit
 
-    cases: list[tuple[str, Callable[[Path], None], tuple[str, ...]]] = [
+    cases: list[tuple[str, Callable[[Path], object], tuple[str, ...]]] = [
         ("best.pt and last.pt truncated (item 9)", both(lambda b: b[: len(b) // 2]), (".pt",)),
         ("best.pt and last.pt 0 bytes (item 9)", both(b""), (".pt",)),
         ("best.pt and last.pt garbage (item 9)", both(bytes(range(256)) * 16), (".pt",)),
@@ -909,7 +914,7 @@ def corrupt_run_cases() -> Iterator[Cli | Api]:
         ("config.json: unknown model", raw("config.json", lambda b: b.replace(b"youtube-dnn", b"nope-model")), ("config.json", "nope-model")),
         ("config.json missing", lambda d: (d / "config.json").unlink(), ("config.json",)),
         ("config.json: n_items changed", raw("config.json", lambda b: json.dumps(_n_items(json.loads(b), 7)).encode()), ("config.json", ".pt", "n_items")),
-        ("no checkpoint at all", lambda d: [(d / n).unlink() for n in ("best.pt", "last.pt") if (d / n).exists()], ("best.pt", "checkpoint")),
+        ("no checkpoint at all", _no_checkpoints, ("best.pt", "checkpoint")),
     ]
     for name, edit, names in cases:
         slug = re.sub(r"\W+", "-", name)[:40]
@@ -1023,7 +1028,7 @@ def kill_cases() -> Iterator[Custom]:
 
     def between_renames(ctx: Ctx) -> tuple[str, str]:
         out = copy(ctx.fixtures["big1"], ctx.work / "kill-between")
-        rc = killed_at(600, [*BIG, "--seed", "2", "--out", str(out), "--overwrite"], code=KILL_BETWEEN_RENAMES)
+        rc: int | None = killed_at(600, [*BIG, "--seed", "2", "--out", str(out), "--overwrite"], code=KILL_BETWEEN_RENAMES)
         if rc != -signal.SIGKILL:
             return "wrong result", f"the hook did not fire (exit {rc})"
         # any later writer of the same --out (of other data, without --overwrite)
@@ -1039,7 +1044,7 @@ def kill_cases() -> Iterator[Custom]:
             ref = ctx.fixtures["big1"] if kind == "synth" else ctx.fixtures["prepared"]
             argv = ([*BIG, "--seed", "1", "--out", str(out)] if kind == "synth"
                     else ["prepare", "--format", "sequences", "--input", str(ctx.fixtures["seq"]), "--out", str(out)])
-            rc = killed_at(600, argv, code=KILL_AT_FIRST_FILE)
+            rc: int | None = killed_at(600, argv, code=KILL_AT_FIRST_FILE)
             state = dataset_state(out, ref)
             if rc != -signal.SIGKILL:
                 return "ok", f"no temporary file seen before the output was complete (exit {rc}); output {state}"
