@@ -267,3 +267,11 @@ def test_negative_zero_scores_come_back_as_positive_zero() -> None:
         assert got.items.tolist() == want.items.tolist() == [[3, 5, 8, -1]]  # 3 and 5 tie: smaller id first
         assert not np.signbit(got.scores[0, :2]).any()
         np.testing.assert_array_equal(got.scores.view(np.int32), want.scores.view(np.int32))  # bit for bit
+
+
+def test_ragged_nested_lists_name_the_argument() -> None:
+    # numpy's own "setting an array element with a sequence" named nothing (adversarial battery)
+    with pytest.raises(ValueError, match=r"^items: expected a rectangular array, got a ragged nested list"):
+        comirec.aggregate(([[[1, 2], [3]]], [[[1.0, 0.5], [0.2, 0.1]]]))
+    with pytest.raises(ValueError, match=r"^scores: expected a rectangular array, got a ragged nested list"):
+        comirec.aggregate(([[[1, 2], [3, 4]]], [[[1.0, 0.5], [0.2]]]))

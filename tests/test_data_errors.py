@@ -71,6 +71,26 @@ def test_csv_missing_column_and_non_numeric_time(tmp_path):
     assert_nothing_written(tmp_path)
 
 
+def test_undecodable_bytes_in_a_bad_csv_field_are_escaped(tmp_path):
+    # shown as \\xNN, as read: no U+FFFD in their place, no raw control characters
+    f = tmp_path / "log.csv"
+    f.write_bytes(b"user_id,item_id,timestamp\n" + b"".join(b"%d,%d,%d\n" % (k % 4, k % 3, k) for k in range(20)) + b"1,2,\xff\x00\x1b[31m\n")
+    with pytest.raises(DataFormatError) as info:
+        run(tmp_path, "csv", f)
+    msg = str(info.value)
+    assert msg.endswith("line 22, column 'timestamp': expected a numeric timestamp or an ISO date-time, got '\\xff\\x00\\x1b[31m'"), msg
+    assert "\ufffd" not in msg and all(ch.isprintable() for ch in msg)
+    assert_nothing_written(tmp_path)
+
+
+def test_a_corrupt_compressed_input_names_the_file(tmp_path):
+    f = tmp_path / "seqs.txt.gz"
+    f.write_bytes(b"\x1f\x8b\x08garbage" * 10)
+    with pytest.raises(DataFormatError, match=r"seqs.txt.gz: cannot read the file: .*zlib"):
+        run(tmp_path, "sequences", f)
+    assert_nothing_written(tmp_path)
+
+
 def test_parquet_missing_column_and_nulls(tmp_path):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq

@@ -294,3 +294,8 @@ def test_protocol_with_a_lone_surrogate_is_a_clear_error() -> None:
     # Was UnicodeEncodeError from the native boundary (issue 9 item 9).
     with pytest.raises(ValueError, match=r"^protocol: expected 'standard' or 'comirec'"):
         comirec.metrics(np.array([[1, 2]]), [np.array([1])], ks=(2,), protocol="standard\udcff")
+
+
+def test_a_ragged_target_list_names_targets() -> None:
+    with pytest.raises(ValueError, match=r"^targets: expected a rectangular array, got a ragged nested list"):
+        comirec.metrics(np.array([[1, 2]]), [[1, [2, 3]]], ks=(1,))

@@ -187,6 +187,22 @@ def test_bad_input(served, tmp_path) -> None:  # type: ignore[no-untyped-def]
         Recommender.load(tmp_path / "copy")
 
 
+def test_odd_histories_and_a_corrupt_item_table_are_one_line_errors(served, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # found by scripts/adversarial.py: numpy's / Python's raw messages, a BadZipFile naming nothing
+    ds, run, rec = served
+    with pytest.raises(TypeError, match=r"^histories: expected a sequence of item ids or a batch of sequences, got NoneType$"):
+        rec.recommend(None)
+    with pytest.raises(ValueError, match=r"^histories\[0\]: expected a flat sequence of item ids, got a nested or ragged list$"):
+        rec.recommend([[1, [2, 3]]])
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in ("config.json", "best.pt"):
+        (copy / f).write_bytes((run / f).read_bytes())
+    (copy / "items.npz").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(ValueError, match=r"items.npz: not a valid item table \(File is not a zip file\); the run directory is corrupt$"):
+        Recommender.load(copy)
+
+
 def test_lazy_public_attribute_and_light_import() -> None:
     assert comirec.Recommender is Recommender
     code = "import sys, comirec; assert 'torch' not in sys.modules and 'faiss' not in sys.modules, sorted(sys.modules)"

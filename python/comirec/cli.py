@@ -165,5 +165,21 @@ def _print_error(text: str) -> None:
     safe = escape_unprintable(text)
     print(safe.encode(encoding, "backslashreplace").decode(encoding), file=sys.stderr)
 
+def run(argv: Sequence[str] | None = None) -> None:
+    """The ``comirec`` executable: :func:`main`, then exit. After a failure (its one line printed,
+    its outputs already cleaned up) the process ends with ``os._exit``: a native thread pool torn
+    down while the interpreter finalizes right after an error can abort it (pyarrow's after a CSV
+    parse error: SIGABRT, "terminate called without an active exception", about 1 run in 200;
+    apache/arrow#34314), which would turn a clear error into a crash."""
+    code = main(argv)
+    if code:
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -42,9 +42,10 @@ class Candidates(NamedTuple):
     scores: npt.NDArray[Any]
 
 
-def _asarray(x: Any) -> npt.NDArray[Any]:
+def _asarray(x: Any, arg: str) -> npt.NDArray[Any]:
     """numpy view of array-likes: lists, numpy, and torch tensors on any device and dtype
-    (detached, moved to the CPU, bfloat16/float16 upcast to float32). torch is never imported."""
+    (detached, moved to the CPU, bfloat16/float16 upcast to float32). torch is never imported.
+    A ragged nested list is a ValueError naming ``arg`` (numpy's own message names nothing)."""
     if type(x).__module__.startswith("torch") and hasattr(x, "detach"):
         t = x.detach()
         if t.device.type != "cpu":
@@ -52,12 +53,15 @@ def _asarray(x: Any) -> npt.NDArray[Any]:
         if t.is_floating_point() and t.element_size() < 4:
             t = t.float()
         return np.asarray(t.numpy())
-    return np.asarray(x)
+    try:
+        return np.asarray(x)
+    except ValueError:
+        raise ValueError(f"{arg}: expected a rectangular array, got a ragged nested list (rows of different lengths)") from None
 
 
 def _ids(x: Any, arg: str, ndim: int, what: str) -> npt.NDArray[Any]:
     """An int32 or int64 C-contiguous array of `ndim` dims (other integer dtypes widened)."""
-    a = _asarray(x)
+    a = _asarray(x, arg)
     if a.ndim != ndim:
         raise ValueError(f"{arg}: expected a {ndim}-D array {what}, got shape {a.shape}")
     dt = a.dtype
@@ -75,7 +79,7 @@ def _ids(x: Any, arg: str, ndim: int, what: str) -> npt.NDArray[Any]:
 
 
 def _scores(x: Any, shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
-    a = _asarray(x)
+    a = _asarray(x, "scores")
     if a.shape != shape:
         raise ValueError(f"scores: expected the shape of items {shape}, got {a.shape}")
     dt = a.dtype
@@ -147,7 +151,7 @@ def aggregate(
     """
     if isinstance(cands, (str, bytes)) or not isinstance(cands, Sequence) or len(cands) != 2:
         raise TypeError("cands: expected Candidates(items, scores) or a pair (items, scores)")
-    first, second = _asarray(cands[0]), _asarray(cands[1])
+    first, second = _asarray(cands[0], "items"), _asarray(cands[1], "scores")
     if first.dtype.kind == "f" and second.dtype.kind in "iu" and first.size:
         raise TypeError(
             "cands: got (scores, items): the pair is (items, scores). faiss's index.search returns (D, I) = "
@@ -190,7 +194,7 @@ def _targets(targets: Any, users: int) -> tuple[npt.NDArray[np.int64], npt.NDArr
 def _target_row(t: Any) -> npt.NDArray[Any]:
     """One user's targets; an empty list is an empty int64 array (``np.asarray([])`` is
     float64, which would turn the concatenated targets into floats)."""
-    a = np.asarray(t)
+    a = _asarray(t, "targets")
     if a.size == 0 and a.dtype.kind not in "iu":
         return np.zeros(a.shape, dtype=np.int64)
     return a
@@ -309,7 +313,7 @@ def from_search(D: Any, I: Any, k: int) -> Candidates:  # noqa: E741 (faiss's na
     Labels are kept as faiss returns them (-1 = empty slot): add your id offset if the index
     rows are not the item ids."""
     k = _positive_int(k, "k")
-    dist, labels = _asarray(D), _asarray(I)
+    dist, labels = _asarray(D, "D"), _asarray(I, "I")
     if labels.dtype.kind == "f" and dist.dtype.kind in "iu":
         raise TypeError("from_search: got (I, D): pass the scores first, as faiss returns them: from_search(D, I, k)")
     if dist.ndim != 2 or labels.shape != dist.shape:
@@ -325,7 +329,7 @@ def _module(x: Any, prefix: str) -> bool:
 
 
 def _item_array(values: Any, arg: str) -> npt.NDArray[np.int64]:
-    a = _asarray(list(values) if not isinstance(values, np.ndarray) else values)
+    a = _asarray(list(values) if not isinstance(values, np.ndarray) else values, arg)
     if a.dtype.kind in "US" or a.dtype == object:
         try:
             return a.astype(np.int64)
@@ -401,7 +405,7 @@ def metrics_to_ranx(recs: Any, targets: Any, scores: Any = None, users: Sequence
     if scores is None:
         score_arr = np.broadcast_to(np.arange(n, 0, -1, dtype=np.float64), (b, n))
     else:
-        score_arr = _asarray(scores).astype(np.float64)
+        score_arr = _asarray(scores, "scores").astype(np.float64)
         if score_arr.shape != recs_arr.shape:
             raise ValueError(f"scores: expected the shape of recs {recs_arr.shape}, got {score_arr.shape}")
     keys = [str(u) for u in (range(b) if users is None else users)]

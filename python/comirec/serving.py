@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from .data._text import escape_unprintable
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,12 @@ class Recommender:
         model, config = load_model(run, dev)
         if not (run / ITEMS).is_file():
             raise ValueError(f"{run} has no {ITEMS}: not a complete comirec run directory")
-        with np.load(run / ITEMS, allow_pickle=False) as z:
-            item_raw, item_cat = z["item_raw"], z["item_cat"]
+        try:
+            with open(run / ITEMS, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # closed however np.load fails
+                item_raw, item_cat = z["item_raw"], z["item_cat"]
+        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            reason = escape_unprintable(str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__)
+            raise ValueError(f"{run / ITEMS}: not a valid item table ({reason}); the run directory is corrupt") from None
         if item_cat.shape[0] != model.n_items + 1:
             raise ValueError(f"{run / ITEMS} describes {item_cat.shape[0] - 1} items but the checkpoint has {model.n_items}")
         return cls(model, config, item_raw, item_cat, dev, factory, nprobe, ef_search)
@@ -183,10 +189,16 @@ def _is_single(histories: Any) -> bool:
         return histories.ndim == 1 and histories.dtype != object
     if isinstance(histories, (str, bytes)):
         raise TypeError("histories must be a sequence of item ids (or of sequences), not a string")
-    seq = list(histories) if not isinstance(histories, list) else histories
+    try:
+        seq = list(histories) if not isinstance(histories, list) else histories
+    except TypeError:
+        raise TypeError(f"histories: expected a sequence of item ids or a batch of sequences, got {type(histories).__name__}") from None
     if not seq:  # one empty history (the popular fallback); a batch of one is [[]]
         return True
-    return np.ndim(seq[0]) == 0
+    try:
+        return np.ndim(seq[0]) == 0
+    except ValueError:  # a ragged first element: a batch, whose _as_flat names the bad history
+        return False
 
 
 def _as_flat(seq: Any, i: int, single: bool) -> np.ndarray:

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import _targets
-import numpy as np
 import pytest
 
 import comirec
@@ -26,34 +24,8 @@ def _inputs(kind: str, target: str) -> list[Path]:
     return sorted(p for p in (HERE / kind / target).glob("*") if p.is_file())
 
 
-def _load_prepared_checks_ids() -> bool:
-    """Whether load_prepared refuses an item id beyond n_items (issue 9, item 8)."""
-    from comirec.data.prepared import load_prepared
-
-    probe = _targets._root() / "probe"
-    shutil.rmtree(probe, ignore_errors=True)
-    shutil.copytree(_targets._base(), probe)
-    try:
-        items = np.load(probe / "items.npy")
-        items[0] = 10**6
-        np.save(probe / "items.npy", items)
-        try:
-            load_prepared(probe)
-        except ValueError:
-            return True
-        return False
-    finally:
-        shutil.rmtree(probe, ignore_errors=True)
-
-
-def _skip_until_ready(target: str) -> None:
-    if target == "prepared" and not _load_prepared_checks_ids():
-        pytest.skip("load_prepared does not check ids against n_items yet (issue 9, items 8-9, the data layer's part)")
-
-
 @pytest.mark.parametrize("target", TARGETS)
 def test_corpus_and_past_crashes_replay(target: str) -> None:
-    _skip_until_ready(target)
     corpus, crashes = _inputs("corpus", target), _inputs("crashes", target)
     assert corpus, f"tests/fuzz/corpus/{target}/ is empty"
     for f in corpus + crashes:
@@ -71,7 +43,6 @@ def _seconds() -> float:
 @pytest.mark.parametrize("target", TARGETS)
 def test_fuzz_for_a_while(target: str, tmp_path: Path, record_property: pytest.RecordProperty) -> None:
     pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris); the corpus still replays")
-    _skip_until_ready(target)
     seconds = max(1, round(_seconds()))
     new = tmp_path / "new"  # libFuzzer adds what it finds to the first directory: not the repository's
     new.mkdir()

@@ -51,9 +51,43 @@ class Block:
 
 
 def open_binary(path: Path) -> Any:
+    """The file as a binary stream, decompressed on the fly; an error while reading it (a
+    corrupt .gz, say) names the file."""
     import pyarrow as pa
 
-    return pa.input_stream(str(path), compression="detect")
+    try:
+        return _Named(pa.input_stream(str(path), compression="detect"), path)
+    except (OSError, pa.ArrowException) as exc:
+        raise _named_error(exc, path) from None
+
+
+class _Named:
+    """A pyarrow input stream whose read errors name the file (pyarrow's do not)."""
+
+    def __init__(self, stream: Any, path: Path) -> None:
+        self._stream, self._path = stream, path
+
+    def read(self, n: int) -> bytes:
+        import pyarrow as pa
+
+        try:
+            return self._stream.read(n)
+        except (OSError, pa.ArrowException) as exc:
+            raise _named_error(exc, self._path) from None
+
+    def __enter__(self) -> _Named:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stream.close()
+
+
+def _named_error(exc: Exception, path: Path) -> Exception:
+    """An I/O error (with an errno) stays an OSError; anything else (bad compressed data) is bad input."""
+    errno_ = getattr(exc, "errno", None)
+    if errno_ is not None:
+        return OSError(errno_, f"{path}: cannot read: {exc.strerror or exc}")  # type: ignore[attr-defined]
+    return DataFormatError(f"{path}: cannot read the file: {escape_unprintable(str(exc))}")
 
 
 def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES, skip_lines: int = 0) -> Iterator[Block]:
@@ -166,7 +200,8 @@ def locate_csv_error(
     (with the block's line range) when no line is found to be wrong.
     """
     index = {name: i for i, name in enumerate(names)}
-    text = block.data.decode("utf-8", errors="replace")
+    # undecodable bytes stay recoverable (surrogate escapes) so that messages show them as \xNN
+    text = block.data.decode("utf-8", errors="surrogateescape")
     time_kinds: dict[str, tuple[str, int]] = {}
     for offset, raw in enumerate(text.split("\n")):
         raw = raw.rstrip("\r")
@@ -180,14 +215,14 @@ def locate_csv_error(
         if len(fields) != len(names):
             return DataFormatError(
                 f"{block.path}, line {lineno}: expected {len(names)} {_delim_name(delimiter)}-separated fields "
-                f"({', '.join(names)}), got {len(fields)}: {preview(raw)}"
+                f"({', '.join(names)}), got {len(fields)}: {_shown(raw)}"
             )
         for col, kind in checks.items():
             value = fields[index[col]]
             ok, what = KINDS[kind]
             if not ok(value):
                 return DataFormatError(
-                    f"{block.path}, line {lineno}, column {col!r}: expected {what}, got {preview(value)}"
+                    f"{block.path}, line {lineno}, column {col!r}: expected {what}, got {_shown(value)}"
                 )
             if kind == "time":  # one kind throughout: numbers or date-times, not both
                 this = "a number" if _is_number(value) else "a date-time"
@@ -195,10 +230,15 @@ def locate_csv_error(
                 if this != first_kind:
                     return DataFormatError(
                         f"{block.path}, line {lineno}, column {col!r}: expected {first_kind} like line "
-                        f"{first_line_no}, got {this}: {preview(value)}"
+                        f"{first_line_no}, got {this}: {_shown(value)}"
                     )
     last = block.first_line + block.data.count(b"\n") - 1
     return DataFormatError(f"{block.path}, lines {block.first_line}-{last}: cannot parse: {preview(arrow_message)}")
+
+
+def _shown(text: str) -> str:
+    """A field or line of the file, quoted, with its undecodable bytes as \\xNN (as read)."""
+    return preview_bytes(text.encode("utf-8", errors="surrogateescape"))
 
 
 def _delim_name(delimiter: str) -> str:

@@ -25,7 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from ._text import BLOCK_BYTES, Block, DataFormatError, first_line, iter_blocks, locate_csv_error, preview, preview_bytes
+from ._text import (
+    BLOCK_BYTES,
+    Block,
+    DataFormatError,
+    escape_unprintable,
+    first_line,
+    iter_blocks,
+    locate_csv_error,
+    preview,
+    preview_bytes,
+)
 from .log import LogBuilder, RawLog
 
 FORMATS = ("amazon-books", "taobao", "movielens", "sequences", "csv", "parquet")
@@ -261,16 +271,16 @@ def load_amazon(path: Path, meta: Path | None, block_bytes: int = BLOCK_BYTES) -
 
 
 def _locate_json_error(block: Block, arrow_message: str) -> DataFormatError:
-    for offset, raw in enumerate(block.data.decode("utf-8", errors="replace").split("\n")):
+    for offset, raw in enumerate(block.data.split(b"\n")):
         if not raw.strip():
             continue
         where = f"{block.path}, line {block.first_line + offset}"
         try:
             rec = json.loads(raw)
         except ValueError as exc:
-            return DataFormatError(f"{where}: expected a JSON object per line ({exc}): {preview(raw)}")
+            return DataFormatError(f"{where}: expected a JSON object per line ({escape_unprintable(str(exc))}): {preview_bytes(raw)}")
         if not isinstance(rec, dict):
-            return DataFormatError(f"{where}: expected a JSON object, got {preview(raw)}")
+            return DataFormatError(f"{where}: expected a JSON object, got {preview_bytes(raw)}")
         for f in AMAZON_FIELDS:
             if rec.get(f) is None:
                 return DataFormatError(f"{where}: missing field {f!r} (a review needs {', '.join(AMAZON_FIELDS)})")
@@ -337,7 +347,7 @@ def read_amazon_meta(path: Path, block_bytes: int = BLOCK_BYTES) -> tuple[Any, A
             line = raw.decode("utf-8", errors="replace")
             fields = _meta_fields(line)
             if fields is None:
-                rec = _parse_record(line, block, offset)
+                rec = _parse_record(line, block, offset, raw)
                 cat = _amazon_category(rec)
                 if cat is None:
                     continue
@@ -349,7 +359,7 @@ def read_amazon_meta(path: Path, block_bytes: int = BLOCK_BYTES) -> tuple[Any, A
     return _concat(items), _concat(cats)
 
 
-def _parse_record(line: str, block: Block, offset: int) -> dict[str, Any]:
+def _parse_record(line: str, block: Block, offset: int, raw: bytes) -> dict[str, Any]:
     """Line ``offset`` of ``block`` parsed whole: JSON, else a Python literal (never eval)."""
     try:
         rec = json.loads(line)
@@ -359,7 +369,7 @@ def _parse_record(line: str, block: Block, offset: int) -> dict[str, Any]:
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             raise DataFormatError(
                 f"{block.path}, line {block.first_line + offset}: expected a JSON object or a Python dict "
-                f"literal, got {preview(line)}"
+                f"literal, got {preview_bytes(raw)}"
             ) from None
     if not isinstance(rec, dict) or "asin" not in rec:
         raise DataFormatError(f"{block.path}, line {block.first_line + offset}: missing field 'asin'")
