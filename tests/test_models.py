@@ -275,14 +275,35 @@ def test_stored_configs_without_the_new_fields_load_as_the_authors_models() -> N
     assert ModelConfig.from_stored({"model": "comirec-dr", "readout": "max"}).readout == "max"
 
 
-def test_readout_auto_is_max_for_comirec_sa_only() -> None:
+def test_readout_auto_is_max_for_comirec_sa_and_dr_and_runs_store_what_they_trained_with() -> None:
     from comirec.config import ModelConfig
 
     assert ModelConfig(model="comirec-sa").training_readout == "max"
-    assert ModelConfig(model="comirec-dr").training_readout == "hard"
+    assert ModelConfig(model="comirec-dr").training_readout == "max"
     assert ModelConfig(model="mind").training_readout == "hard"
     assert ModelConfig(model="comirec-sa", readout="hard").training_readout == "hard"
-    assert ModelConfig.from_stored({"model": "comirec-sa"}).training_readout == "hard"  # runs written before
+    assert ModelConfig(model="comirec-dr").resolved().readout == "max"
+    assert ModelConfig.from_stored({"model": "comirec-sa"}).training_readout == "hard"  # runs written before readout existed
+    # "auto" was stored only before ComiRec-DR's auto became max: it keeps its meaning of then
+    assert ModelConfig.from_stored({"model": "comirec-dr", "readout": "auto"}).training_readout == "hard"
+    assert ModelConfig.from_stored({"model": "comirec-sa", "readout": "auto"}).training_readout == "max"
+    assert ModelConfig.from_stored({"model": "comirec-dr", "readout": "max"}).training_readout == "max"
+
+
+def test_a_new_run_stores_its_resolved_readout_and_resumes_with_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from _models_helpers import make_synth, quick_train
+    from comirec.config import ModelConfig, TrainConfig
+    from comirec.training import resume_config
+
+    data = tmp_path / "ds"
+    make_synth(data, users=200, items=100, categories=4)
+    run = quick_train(data, tmp_path / "run", model="comirec-dr", max_steps=4, eval_every=2)
+    assert json.loads((run / "config.json").read_text())["model"]["readout"] == "max"
+    mcfg, _ = resume_config(run, ModelConfig(model="comirec-dr", dim=16, interests=4, maxlen=12),
+                            TrainConfig(data=str(data), out=str(run), resume=True), given={"readout"})
+    assert mcfg.training_readout == "max"
 
 
 def test_gru4rec_dropout_acts_in_training_only_and_other_models_refuse_it() -> None:

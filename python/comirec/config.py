@@ -93,6 +93,10 @@ def _field(default: Any, help: str, **meta: Any) -> Any:
 _MODEL_FIELDS_BEFORE_DEFAULTS_CHANGED: dict[str, Any] = {"dr_map": "position", "dr_init": "normal", "align": "left", "readout": "hard"}
 
 
+def _auto_readout_before_dr_max(model: Any) -> str:
+    return "max" if model == "comirec-sa" else "hard"
+
+
 def _check_index_params(nprobe: int, ef_search: int | None) -> None:
     if nprobe < 1:
         raise ValueError(f"--nprobe must be >= 1, got {nprobe}")
@@ -121,7 +125,7 @@ class ModelConfig:
         "auto",
         "multi-interest training readout: hard (eq. 8, the authors': the interest nearest the target), max "
         "(every item, target and negatives, scored by its best interest, as evaluation ranks), or auto: max for "
-        "ComiRec-SA (chosen on validation: docs/models.md), hard for MIND and ComiRec-DR",
+        "ComiRec-SA and ComiRec-DR (chosen on validation: docs/models.md), hard for MIND",
         choices=("auto", "hard", "max"),
     )
     align: str = _field(
@@ -137,13 +141,22 @@ class ModelConfig:
         """``readout`` with ``auto`` resolved for this model."""
         if self.readout != "auto":
             return self.readout
-        return "max" if self.model == "comirec-sa" else "hard"
+        return "max" if self.model in ("comirec-sa", "comirec-dr") else "hard"
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> "ModelConfig":
         """The config a run directory's ``config.json`` describes. Fields added after a run was
         written take the value the model had then (the authors' settings), not today's default."""
-        return cls(**{**_MODEL_FIELDS_BEFORE_DEFAULTS_CHANGED, **stored})
+        fields = {**_MODEL_FIELDS_BEFORE_DEFAULTS_CHANGED, **stored}
+        if fields.get("readout") == "auto":
+            # Runs store their resolved readout; "auto" was stored only before ComiRec-DR's auto
+            # became max, when it meant max for ComiRec-SA and hard for the others.
+            fields["readout"] = _auto_readout_before_dr_max(fields.get("model"))
+        return cls(**fields)
+
+    def resolved(self) -> "ModelConfig":
+        """This config with ``readout="auto"`` replaced by what it means today (what runs store)."""
+        return dataclasses.replace(self, readout=self.training_readout)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_CHOICES:

@@ -191,7 +191,7 @@ def _same_config(run: Path, m_cfg: ModelConfig, t_cfg: TrainConfig) -> bool:
     def compared(t: TrainConfig) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(t).items() if k not in _NOT_COMPARED}
 
-    return m_old == m_cfg and compared(t_old) == compared(t_cfg)
+    return m_old.resolved() == m_cfg.resolved() and compared(t_old) == compared(t_cfg)  # readout auto = what it means
 
 
 def _run_one(ds: Any, device: Any, m_cfg: ModelConfig, t_cfg: TrainConfig, lams: tuple[float, ...]) -> dict[str, Any]:

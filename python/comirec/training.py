@@ -509,6 +509,8 @@ def resume_config(run: Path, model_cfg: ModelConfig | None, cfg: TrainConfig, gi
             if model_cfg is None:
                 continue
             old, new = getattr(stored_model, name), getattr(model_cfg, name)
+            if name == "readout":  # "auto" compares as what it resolves to
+                old, new = stored_model.training_readout, model_cfg.training_readout
         elif name in stored_train:
             old, new = stored_train[name], getattr(cfg, name)
         else:
@@ -563,6 +565,7 @@ def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Any) -
         from .data._writing import write_error
 
         raise write_error(exc, run) from None
+    model_cfg = model_cfg.resolved()  # the readout it trains with, whatever "auto" means later
     config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "dataset": dataset_identity(ds)}
     write_items(run, ds)
     _atomic_write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")  # last: it marks the run as created
