@@ -979,18 +979,23 @@ def kill_cases() -> Iterator[Custom]:
     area = "kill -9"
     rng = random.Random(9)
 
+    def after_kill(out: Path, argv: list[str], ref: Path) -> tuple[str, str]:
+        """After a kill -9 of ``argv``: the output is absent or complete, a rerun with --overwrite
+        rebuilds ``ref`` exactly, and no temporary directory is left beside ``out``."""
+        state = dataset_state(out, ref)
+        if state == "partial":
+            return "data lost", "half-written output at --out"
+        rc, _, err = cli(*argv, "--overwrite", timeout=300)
+        if rc != 0 or dataset_state(out, ref) != "ref0":
+            return "data lost", f"the rerun failed: exit {rc} {err.strip()[-160:]}"
+        left = siblings(out)
+        return ("leak", f"after the rerun: {left}") if left else ("ok", f"killed output {state}")
+
     def synth_kill(i: int, delay_frac: float) -> Callable[[Ctx], tuple[str, str]]:
         def fn(ctx: Ctx) -> tuple[str, str]:
             out = ctx.work / f"kill-synth{i}"
             killed_at(0.3 + delay_frac * ctx.fixtures["big1_seconds"], [*BIG, "--seed", "1", "--out", str(out)])  # type: ignore[operator]
-            state = dataset_state(out, ctx.fixtures["big1"])
-            if state == "partial":
-                return "data lost", "half-written output at --out"
-            rc, _, err = cli(*BIG, "--seed", "1", "--out", str(out), "--overwrite", timeout=300)
-            if rc != 0 or dataset_state(out, ctx.fixtures["big1"]) != "ref0":
-                return "data lost", f"the rerun failed: exit {rc} {err.strip()[-160:]}"
-            left = siblings(out)
-            return ("leak", f"after the rerun: {left}") if left else ("ok", f"killed output {state}")
+            return after_kill(out, [*BIG, "--seed", "1", "--out", str(out)], ctx.fixtures["big1"])
         return fn
 
     def prepare_kill(i: int, delay_frac: float) -> Callable[[Ctx], tuple[str, str]]:
@@ -998,14 +1003,7 @@ def kill_cases() -> Iterator[Custom]:
             out = ctx.work / f"kill-prep{i}"
             argv = ["prepare", "--format", "sequences", "--input", str(ctx.fixtures["seq"]), "--out", str(out)]
             killed_at(0.3 + delay_frac * ctx.fixtures["prepared_seconds"], argv)  # type: ignore[operator]
-            state = dataset_state(out, ctx.fixtures["prepared"])
-            if state == "partial":
-                return "data lost", "half-written output at --out"
-            rc, _, err = cli(*argv, "--overwrite", timeout=300)
-            if rc != 0 or dataset_state(out, ctx.fixtures["prepared"]) != "ref0":
-                return "data lost", f"the rerun failed: exit {rc} {err.strip()[-160:]}"
-            left = siblings(out)
-            return ("leak", f"after the rerun: {left}") if left else ("ok", f"killed output {state}")
+            return after_kill(out, argv, ctx.fixtures["prepared"])
         return fn
 
     def overwrite_kill(i: int, delay_frac: float) -> Callable[[Ctx], tuple[str, str]]:
