@@ -260,6 +260,14 @@ class Api:
         return "ok", ""
 
 
+
+def missing_fixture(area: str, name: str, fixtures: tuple[str, ...], ctx: Ctx) -> Result | None:
+    """A case whose fixture this build could not make counts as a wrong result."""
+    for f in fixtures:
+        if f not in ctx.fixtures:
+            return Result(area, name, "wrong result", f"fixture {f} could not be made with this build")
+    return None
+
 @dataclass
 class Cli:
     """``comirec ARGV`` in a fresh interpreter. ``expect``: "error" (a clear error naming one of
@@ -277,9 +285,9 @@ class Cli:
     fixtures: tuple[str, ...] = ()
 
     def run(self, ctx: Ctx) -> Result:
-        for f in self.fixtures:
-            if f not in ctx.fixtures:
-                return Result(self.area, self.name, "wrong result", f"fixture {f} could not be made with this build")
+        missing = missing_fixture(self.area, self.name, self.fixtures, ctx)
+        if missing is not None:
+            return missing
         t0 = time.perf_counter()
         if self.prepare:
             try:
@@ -313,9 +321,9 @@ class Custom:
     fixtures: tuple[str, ...] = ()
 
     def run(self, ctx: Ctx) -> Result:
-        for f in self.fixtures:
-            if f not in ctx.fixtures:
-                return Result(self.area, self.name, "wrong result", f"fixture {f} could not be made with this build")
+        missing = missing_fixture(self.area, self.name, self.fixtures, ctx)
+        if missing is not None:
+            return missing
         t0 = time.perf_counter()
         try:
             verdict, detail = self.fn(ctx)

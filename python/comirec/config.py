@@ -93,10 +93,6 @@ def _field(default: Any, help: str, **meta: Any) -> Any:
 _MODEL_FIELDS_BEFORE_DEFAULTS_CHANGED: dict[str, Any] = {"dr_map": "position", "dr_init": "normal", "align": "left", "readout": "hard"}
 
 
-def _auto_readout_before_dr_max(model: Any) -> str:
-    return "max" if model == "comirec-sa" else "hard"
-
-
 def _check_index_params(nprobe: int, ef_search: int | None) -> None:
     if nprobe < 1:
         raise ValueError(f"--nprobe must be >= 1, got {nprobe}")
@@ -151,7 +147,7 @@ class ModelConfig:
         if fields.get("readout") == "auto":
             # Runs store their resolved readout; "auto" was stored only before ComiRec-DR's auto
             # became max, when it meant max for ComiRec-SA and hard for the others.
-            fields["readout"] = _auto_readout_before_dr_max(fields.get("model"))
+            fields["readout"] = "max" if fields.get("model") == "comirec-sa" else "hard"
         return cls(**fields)
 
     def resolved(self) -> "ModelConfig":

@@ -472,10 +472,7 @@ def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
         title = f"{d['name'] or d['path']}{' (SYNTHETIC)' if d['synthetic'] else ''}, test users, protocol {p}"
         try:
             written.append(write_tradeoff_plot(curves, out / f"tradeoff-{p}.png", n=50, title=title))
-        except PlotUnavailable as exc:
-            print(f"plot: skipped: {exc}", file=sys.stderr)
-            break
-        except ValueError as exc:  # no categories: no Diversity
+        except (PlotUnavailable, ValueError) as exc:  # no matplotlib; no categories, so no Diversity
             print(f"plot: skipped: {exc}", file=sys.stderr)
             break
     return written
