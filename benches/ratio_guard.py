@@ -36,7 +36,7 @@ DOCUMENTED = {
     "aggregate lam=0 vs numpy merge": 24.0,
     "aggregate lam=0.1 vs reference greedy": 1500.0,
     "metrics vs ranx": 80.0,
-    "sampler vs Python iterator": 20.0,
+    "sampler vs Python iterator": 8.0,  # 7.2-8.9x on a quiet VM, 16.5-20.5x under load
     "metrics vs reference": 60.0,  # runs instead of "metrics vs ranx" when ranx is not installed
 }
 # when its baseline cannot be imported, a case is replaced by another
