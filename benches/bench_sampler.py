@@ -72,7 +72,9 @@ def test_sampler_rust_torch_prefetch(benchmark, csr):
     pytest.importorskip("torch")
     indptr, items = csr
     sampler = TrainSampler(indptr, items, batch_size=BATCH, maxlen=MAXLEN, min_hist=4, seed=0)
-    it = iter(sampler.torch(prefetch=2))
+    from comirec.data import SamplerDataset
+
+    it = iter(SamplerDataset(sampler, prefetch=2))
 
     def run() -> object:
         for _ in range(RUST_BATCHES):

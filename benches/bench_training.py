@@ -23,6 +23,7 @@ torch = pytest.importorskip("torch")
 
 from comirec.data import TrainSampler  # noqa: E402
 from comirec.losses import SampledSoftmaxLoss  # noqa: E402
+from comirec.config import ModelConfig  # noqa: E402
 from comirec.models import build_model, dynamic_routing  # noqa: E402
 from comirec.training import batch_loss, make_optimizer  # noqa: E402
 
@@ -45,7 +46,7 @@ class OurStep:
 
     def __init__(self, name: str, sampler: TrainSampler) -> None:
         torch.manual_seed(0)
-        self.model = build_model(name, N_ITEMS, dr_map="position").train()  # the authors' DR: what NaiveStep reimplements
+        self.model = build_model(ModelConfig(model=name, dr_map="position"), N_ITEMS).train()  # the authors' DR: what NaiveStep reimplements
         self.opt = make_optimizer(self.model, 1e-3, "cpu")
         self.loss_fn = SampledSoftmaxLoss(N_ITEMS, 10 * BATCH)
         self.sampler, self.step_no = sampler, 0

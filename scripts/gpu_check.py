@@ -33,9 +33,11 @@ def main() -> int:
 
     from comirec.config import ModelConfig, ReproduceConfig, TrainConfig
     from comirec.data import load_prepared
-    from comirec.evaluation import build_index, evaluate_model
+    from comirec.evaluation import evaluate_model
+    from comirec.interests import build_index
     from comirec.reproduce import resolve_dataset
-    from comirec.training import load_model, train
+    from comirec.training import train
+    from comirec.runs import load_model
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ def save_per_user(run: Path, data: str, path: Path) -> None:
 
     from comirec.data import load_prepared
     from comirec.evaluation import per_user_metrics
-    from comirec.training import load_model
+    from comirec.runs import load_model
 
     ds = load_prepared(data)
     model, cfg = load_model(run)

@@ -30,7 +30,7 @@ def main() -> int:
 
     from comirec.data import load_prepared
     from comirec.evaluation import per_user_metrics
-    from comirec.training import load_model
+    from comirec.runs import load_model
 
     ds = load_prepared(args.data)
     per_model: dict[str, np.ndarray] = {}

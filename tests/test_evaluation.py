@@ -13,7 +13,7 @@ from _models_helpers import make_synth, quick_train  # noqa: E402
 
 from comirec.data import eval_batches  # noqa: E402
 from comirec.evaluation import evaluate_model, format_report, report_to_json  # noqa: E402
-from comirec.training import load_model  # noqa: E402
+from comirec.runs import load_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from comirec.models import MODEL_NAMES, MULTI_INTEREST, MostPopular, build_model, dynamic_routing, select_interest, squash  # noqa: E402
+from comirec.config import ModelConfig  # noqa: E402
+from comirec.models import MODEL_NAMES, MULTI_INTEREST, MostPopular, build_model, dynamic_routing, model_class, select_interest, squash  # noqa: E402
 
 N_ITEMS, B, T, D, K = 50, 6, 8, 16, 3
 TRAINABLE = [m for m in MODEL_NAMES if m != "mostpop"]
@@ -23,7 +24,7 @@ def make_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def model(name: str, **kw: object):  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
-    return build_model(name, N_ITEMS, dim=D, interests=K, maxlen=T, **kw).eval()
+    return build_model(ModelConfig(model=name, dim=D, interests=K, maxlen=T, **kw), N_ITEMS).eval()  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -187,11 +188,11 @@ def test_mostpop_counts_training_users_only() -> None:
 
 def test_build_model_errors() -> None:
     with pytest.raises(ValueError, match="unknown model 'sasrec'.*comirec-sa"):
-        build_model("sasrec", 10)
+        ModelConfig(model="sasrec")
     with pytest.raises(ValueError, match="interests"):
-        build_model("comirec-sa", 10, interests=0)
+        ModelConfig(model="comirec-sa", interests=0)
     with pytest.raises(ValueError, match="n_items"):
-        build_model("comirec-sa", 0)
+        build_model(ModelConfig(model="comirec-sa"), 0)
     m = model("comirec-sa")
     with pytest.raises(ValueError, match="maxlen"):
         m.interests(torch.ones(2, T + 1, dtype=torch.long), torch.ones(2, T + 1))
@@ -308,7 +309,7 @@ def test_a_new_run_stores_its_resolved_readout_and_resumes_with_it(tmp_path) -> 
 
 def test_gru4rec_dropout_acts_in_training_only_and_other_models_refuse_it() -> None:
     torch.manual_seed(0)
-    plain, dropped = build_model("gru4rec", 30, dim=8), build_model("gru4rec", 30, dim=8, dropout=0.5)
+    plain, dropped = build_model(ModelConfig(model="gru4rec", dim=8), 30), build_model(ModelConfig(model="gru4rec", dim=8, dropout=0.5), 30)
     dropped.load_state_dict(plain.state_dict())  # dropout has no parameters: same weights
     ids = torch.tensor([[3, 4, 5, 0], [7, 8, 0, 0]])
     mask = (ids > 0).float()
@@ -320,10 +321,10 @@ def test_gru4rec_dropout_acts_in_training_only_and_other_models_refuse_it() -> N
     assert not torch.allclose(dropped.interests(ids, mask), plain.interests(ids, mask))
     # dropout 0 is the model without it, draw for draw
     torch.manual_seed(1)
-    a = build_model("gru4rec", 30, dim=8, dropout=0.0).train()
+    a = build_model(ModelConfig(model="gru4rec", dim=8, dropout=0.0), 30).train()
     torch.manual_seed(1)
-    b = build_model("gru4rec", 30, dim=8).train()
+    b = model_class("gru4rec")(30, dim=8).train()
     torch.testing.assert_close(a.interests(ids, mask), b.interests(ids, mask))
     for name in ("youtube-dnn", "mind", "comirec-dr", "comirec-sa"):
         with pytest.raises(ValueError, match=f"dropout: model {name} takes no dropout"):
-            build_model(name, 30, dim=8, dropout=0.2)
+            build_model(ModelConfig(model=name, dim=8, dropout=0.2), 30)

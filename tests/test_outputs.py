@@ -93,18 +93,18 @@ def test_enospc_while_writing_is_one_line_and_exit_1(reference, tmp_path, monkey
 
 def test_train_on_a_full_disk(reference, tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("torch")
-    import comirec.training as training
+    import comirec.runs as runs
 
-    real = training._atomic_write
+    real = runs.atomic_write
 
     def full(path, write, mode="wb"):  # type: ignore[no-untyped-def]
-        if path.name == training.BEST:
+        if path.name == runs.BEST:
             def failing(f):  # type: ignore[no-untyped-def]
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real(path, failing, mode)
         return real(path, write, mode)
 
-    monkeypatch.setattr(training, "_atomic_write", full)
+    monkeypatch.setattr(runs, "atomic_write", full)
     run = tmp_path / "run"
     argv = ["train", "--data", str(reference), "--out", str(run), "--model", "youtube-dnn", "--dim", "8", "--max-steps", "4",
             "--eval-every", "2", "--batch-size", "16", "--threads", "1", "--no-progress"]
@@ -115,10 +115,10 @@ def test_train_on_a_full_disk(reference, tmp_path, monkeypatch, capsys) -> None:
 
 def test_torch_save_error_on_a_real_file_is_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
     torch = pytest.importorskip("torch")
-    from comirec.training import _atomic_torch_save
+    from comirec.runs import atomic_torch_save
 
     with pytest.raises(OSError, match=f"^cannot write {tmp_path / 'missing' / 'x.pt'}: No such file"):
-        _atomic_torch_save({"w": torch.zeros(3)}, tmp_path / "missing" / "x.pt")
+        atomic_torch_save({"w": torch.zeros(3)}, tmp_path / "missing" / "x.pt")
 
 
 # The same on a real 5 MB tmpfs (where the machine allows mounting one): tests/test_faults.py.

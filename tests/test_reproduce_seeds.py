@@ -18,7 +18,7 @@ from _models_helpers import make_synth  # noqa: E402
 import comirec.evaluation  # noqa: E402
 from comirec.cli import main  # noqa: E402
 from comirec.data import load_prepared  # noqa: E402
-from comirec.training import load_model  # noqa: E402
+from comirec.runs import load_model  # noqa: E402
 
 TINY = ["--max-steps", "20", "--eval-every", "10", "--budget-minutes", "0", "--dim", "16", "--maxlen", "12",
         "--batch-size", "64", "--threads", "1", "--no-progress"]

@@ -304,8 +304,10 @@ def test_torch_dataset_with_dataloader():
     torch = pytest.importorskip("torch")
     from torch.utils.data import DataLoader
 
+    from comirec.data import SamplerDataset
+
     s = big_sampler(batch_size=32, maxlen=10)
-    ds = s.torch(start=2, stop=6, prefetch=2)
+    ds = SamplerDataset(s, start=2, stop=6, prefetch=2)
     assert len(ds) == 4
     got = list(DataLoader(ds, batch_size=None))
     assert len(got) == 4
@@ -372,7 +374,9 @@ def test_torch_dataset_in_forked_dataloader_workers():
 
     s = big_sampler()  # 256 x 50: the parallel path, which the parent has used before the fork
     s.batch(0)
-    ds = s.torch(start=0, stop=6, prefetch=0)
+    from comirec.data import SamplerDataset
+
+    ds = SamplerDataset(s, start=0, stop=6, prefetch=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() with threads running
         loader = DataLoader(ds, batch_size=None, num_workers=2, multiprocessing_context="fork", timeout=60)

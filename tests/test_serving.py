@@ -210,10 +210,11 @@ def test_lazy_public_attribute_and_light_import() -> None:
 
 
 def _tiny_recommender(maxlen: int = 5, n_items: int = 30) -> Recommender:
+    from comirec.config import ModelConfig
     from comirec.models import build_model
 
     torch.manual_seed(0)
-    model = build_model("comirec-sa", n_items, dim=8, interests=2, maxlen=maxlen)
+    model = build_model(ModelConfig(model="comirec-sa", dim=8, interests=2, maxlen=maxlen), n_items)
     raw = np.array([-1, *range(1000, 1000 + n_items)], dtype=np.int64)
     cats = np.array([-1, *(i % 3 for i in range(n_items))], dtype=np.int32)
     return Recommender(model, {"model": {"maxlen": maxlen}}, raw, cats)

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from _models_helpers import make_synth, quick_train  # noqa: E402
 
-from comirec.training import BEST, CONFIG, ITEMS, LAST, LOG, METRICS, load_model  # noqa: E402
+from comirec.runs import BEST, CONFIG, ITEMS, LAST, LOG, METRICS, load_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,13 @@ optuna = pytest.importorskip("optuna", reason="comirec tune needs the optional O
 from _models_helpers import make_synth  # noqa: E402
 
 import comirec.evaluation  # noqa: E402
+import comirec.models  # noqa: E402
 import comirec.tune  # noqa: E402
 from comirec.cli import main  # noqa: E402
 from comirec.config import ModelConfig, TrainConfig, TuneConfig  # noqa: E402
 from comirec.data import load_prepared  # noqa: E402
-from comirec.training import load_model, make_optimizer, train  # noqa: E402
+from comirec.training import make_optimizer, train
+from comirec.runs import load_model  # noqa: E402
 
 TINY = ["--dim", "16", "--maxlen", "12", "--batch-size", "64", "--eval-batch-size", "256", "--threads", "1", "--no-progress"]
 
@@ -140,7 +143,7 @@ def test_search_space_follows_the_model() -> None:
     assert "interests" not in {p.name for p in comirec.tune.search_space("youtube-dnn")}
     # dropout is searched exactly for the models that take it
     for name in ("youtube-dnn", "comirec-sa", "comirec-dr"):
-        assert ("dropout" in {p.name for p in comirec.tune.search_space(name)}) == comirec.tune._takes_dropout(name)
+        assert ("dropout" in {p.name for p in comirec.tune.search_space(name)}) == comirec.models.takes(name, "dropout")
     with pytest.raises(ValueError, match="nothing to tune"):
         comirec.tune.search_space("mostpop")
     with pytest.raises(ValueError, match="'interests' does not apply to youtube-dnn"):
@@ -203,31 +206,35 @@ def test_weight_decay_is_decoupled_adamw() -> None:
 
 
 def test_dropout_is_never_silently_ignored() -> None:
-    from comirec.training import build_from_config
+    from comirec.models import build_model, takes
 
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
         ModelConfig(model="comirec-sa", dropout=1.0)
-    without = [m for m in ("youtube-dnn", "gru4rec", "mind", "comirec-dr", "comirec-sa") if not comirec.tune._takes_dropout(m)]
+    without = [m for m in ("youtube-dnn", "gru4rec", "mind", "comirec-dr", "comirec-sa") if not takes(m, "dropout")]
     if not without:
         pytest.skip("every model takes dropout now: nothing to refuse")
     with pytest.raises(ValueError, match=f"dropout: model {without[0]} takes no dropout"):
-        build_from_config(ModelConfig(model=without[0], dropout=0.2), 10)
-    assert build_from_config(ModelConfig(model=without[0], dropout=0.0), 10) is not None
+        build_model(ModelConfig(model=without[0], dropout=0.2), 10)
+    assert build_model(ModelConfig(model=without[0], dropout=0.0), 10) is not None
 
 
 def test_dropout_reaches_a_model_that_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model registered with ``dropout`` among its options gets it, and tune searches it."""
+    import dataclasses
+    import types
+
     import comirec.models
-    from comirec.training import build_from_config
+    from comirec.models import build_model
 
     class WithDropout(comirec.models.YouTubeDNN):
-        def __init__(self, n_items: int, dim: int = 64, dropout: float = 0.0, **kw: Any) -> None:
-            super().__init__(n_items, dim=dim, **kw)
+        def __init__(self, n_items: int, dim: int = 64, dropout: float = 0.0) -> None:
+            super().__init__(n_items, dim=dim)
             self.dropout_rate = dropout
 
-    def builder(name: str, n_items: int, **kw: Any) -> Any:
-        return comirec.models.MODELS[name](n_items, **kw)
-
-    monkeypatch.setitem(comirec.models.MODELS, "youtube-dnn", WithDropout)
-    monkeypatch.setattr(comirec.models, "build_model", builder)
+    module = types.ModuleType("comirec.models._test_with_dropout")
+    module.WithDropout = WithDropout  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    entry = dataclasses.replace(comirec.models.REGISTRY["youtube-dnn"], target="_test_with_dropout:WithDropout", options=("dropout",))
+    monkeypatch.setitem(comirec.models.REGISTRY, "youtube-dnn", entry)
     assert "dropout" in {p.name for p in comirec.tune.search_space("youtube-dnn")}
-    assert build_from_config(ModelConfig(model="youtube-dnn", dim=8, dropout=0.3), 10).dropout_rate == 0.3
+    assert build_model(ModelConfig(model="youtube-dnn", dim=8, dropout=0.3), 10).dropout_rate == 0.3

@@ -13,6 +13,8 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from .models import MODEL_NAMES, spec
+
 T = TypeVar("T")
 
 
@@ -39,15 +41,20 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """Add one ``--option`` per field of the dataclass ``cls`` (fields in ``skip`` excluded)."""
+def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (), optional: tuple[str, ...] = (),
+                  keep_unset: bool = False, helps: dict[str, str] | None = None) -> None:
+    """Add one ``--option`` per field of the dataclass ``cls`` (fields in ``skip`` excluded).
+
+    ``optional``: required fields that may be left out (then None); ``keep_unset``: an option not
+    given is left out of the namespace (not set to its default), so a handler can tell the options
+    given from the defaults; ``helps``: field -> help text replacing the field's own."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
             continue
         tp, _optional = _unwrap_optional(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "")
+        help_text = (helps or {}).get(f.name, f.metadata.get("help", ""))
         kwargs: dict[str, Any] = {"dest": f.name, "help": help_text}
         if f.default is not dataclasses.MISSING:
             kwargs["default"] = f.default
@@ -56,8 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
                 kwargs["help"] = f"{help_text} (default: {shown})"
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             kwargs["default"] = f.default_factory()  # type: ignore[misc]
+        elif f.name in optional:
+            kwargs["default"] = None
         else:
             kwargs["required"] = True
+        if keep_unset and not kwargs.get("required") and f.name not in optional:
+            kwargs["default"] = argparse.SUPPRESS
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
         if tp is bool:
@@ -82,7 +93,6 @@ def from_namespace(cls: type[T], ns: argparse.Namespace, **overrides: Any) -> T:
 
 # -- models / training / evaluation (issue 4) --------------------------------------------------
 
-MODEL_CHOICES = ("mostpop", "youtube-dnn", "gru4rec", "mind", "comirec-dr", "comirec-sa")
 
 
 def _field(default: Any, help: str, **meta: Any) -> Any:
@@ -104,7 +114,7 @@ def _check_index_params(nprobe: int, ef_search: int | None) -> None:
 class ModelConfig:
     """The model: which one and its sizes (paper: d = 64, K = 4, 3 routing iterations)."""
 
-    model: str = dataclasses.field(metadata={"help": "model to train", "choices": MODEL_CHOICES})
+    model: str = dataclasses.field(metadata={"help": "model to train", "choices": MODEL_NAMES})
     dim: int = _field(64, "embedding size d")
     interests: int = _field(4, "number of interests K (multi-interest models; others use 1)")
     maxlen: int = _field(20, "history length: the last maxlen items before the cut (Books 20, Taobao 50)")
@@ -155,8 +165,7 @@ class ModelConfig:
         return dataclasses.replace(self, readout=self.training_readout)
 
     def __post_init__(self) -> None:
-        if self.model not in MODEL_CHOICES:
-            raise ValueError(f"unknown model {self.model!r}: expected one of {', '.join(MODEL_CHOICES)}")
+        spec(self.model)  # an unknown name is a ValueError listing the known ones
         for name in ("dim", "interests", "maxlen", "routing_iters"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .core import aggregate, metrics
+from .interests import build_index, check_lams, check_ns, compute_interests
 from .retrieval import ItemIndex
 
 if TYPE_CHECKING:
@@ -25,29 +27,6 @@ SPLITS = ("train", "valid", "test")
 Report = dict[str, dict[float, dict[str, float]]]
 
 
-def check_lams(lams: Sequence[float]) -> tuple[float, ...]:
-    out = []
-    for lam in lams:
-        lam = float(lam)
-        if math.isnan(lam) or lam < 0:
-            raise ValueError(f"lam (λ) must be >= 0 (inf allowed), got {lam}")
-        out.append(lam)
-    if not out:
-        raise ValueError("lam: expected at least one value")
-    return tuple(dict.fromkeys(out))
-
-
-def check_ns(ns: Sequence[int]) -> tuple[int, ...]:
-    out = []
-    for n in ns:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n (list length N) must be an integer >= 1, got {n!r}")
-        out.append(int(n))
-    if not out:
-        raise ValueError("n: expected at least one value")
-    return tuple(sorted(set(out)))
-
-
 def check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
     for p in protocols:
         if p not in PROTOCOLS:
@@ -55,25 +34,6 @@ def check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
     if not protocols:
         raise ValueError("protocol: expected at least one value")
     return tuple(dict.fromkeys(protocols))
-
-
-def compute_interests(model: "InterestModel", history: np.ndarray, mask: np.ndarray, device: Any = "cpu") -> Any:
-    """(b, K, d) interests of a batch, in eval mode and without gradients (a torch tensor)."""
-    import torch
-
-    with torch.inference_mode():
-        h = torch.from_numpy(np.ascontiguousarray(history, dtype=np.int64)).to(device)
-        m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
-        return model.interests(h, m).float()
-
-
-def build_index(model: "InterestModel", device: Any = "cpu", factory: str = "Flat", nprobe: int = 16,
-                ef_search: int | None = None) -> ItemIndex:
-    import torch
-
-    with torch.no_grad():
-        vectors = model.item_vectors().detach().float()
-    return ItemIndex(vectors, factory=factory, device=str(device), nprobe=nprobe, ef_search=ef_search)
 
 
 def _per_user_batches(
@@ -93,8 +53,7 @@ def _per_user_batches(
     then for each (n, λ, protocol) the per-user metric arrays, yielded as
     ``(n, λ, protocol, {metric: array})``; ``on_users(b)`` after each batch of b users. The
     model must be in eval mode."""
-    import comirec
-    from comirec.data import eval_batches
+    from .data import eval_batches
 
     cats = dataset.item_cat
     nmax = max(ns)
@@ -106,9 +65,9 @@ def _per_user_batches(
         for n in ns:
             sub = (cands.items[:, :, :n], cands.scores[:, :, :n])
             for lam in lams:
-                recs = comirec.aggregate(sub, cats, lam=lam, n=n)
+                recs = aggregate(sub, cats, lam=lam, n=n)
                 for p in protocols:
-                    per_user = comirec.metrics(recs.items, targets, cats=cats, ks=(n,), protocol=p, per_user=True)  # type: ignore[call-overload]
+                    per_user = metrics(recs.items, targets, cats=cats, ks=(n,), protocol=p, per_user=True)  # type: ignore[call-overload]
                     yield n, lam, p, per_user
         if on_users is not None:
             on_users(len(eb.users))
@@ -228,8 +187,8 @@ def format_report(report: Report, title: str = "") -> str:
         keys = list(next(iter(by_lam.values())).keys())
         lines.append(f"protocol: {p}")
         lines.append(f"{'lam':>6} " + " ".join(f"{k:>13}" for k in keys))
-        for lam, metrics in by_lam.items():
-            lines.append(f"{lam:>6g} " + " ".join(f"{100 * metrics[k]:>13.3f}" for k in keys))
+        for lam, values in by_lam.items():
+            lines.append(f"{lam:>6g} " + " ".join(f"{100 * values[k]:>13.3f}" for k in keys))
     return "\n".join(lines)
 
 
@@ -241,61 +200,3 @@ def _lam_key(lam: float) -> str:
     return "inf" if math.isinf(lam) else repr(float(lam))
 
 
-def cli_evaluate(args: Any) -> int:
-    """``comirec evaluate``: a run's metrics on the valid or test users, one retrieval for all λ."""
-    import json
-    import sys
-    from pathlib import Path
-
-    from .config import EvalConfig, from_namespace
-    from .data import load_prepared
-    from .retrieval import check_factory
-    from .training import check_same_items, load_model, load_run_config, resolve_device
-
-    cfg = from_namespace(EvalConfig, args)
-    # paths and settings first: mistakes are reported before torch is imported (seconds)
-    run_cfg = load_run_config(Path(cfg.run))
-    data = cfg.data or run_cfg["dataset"]["path"]
-    if not Path(data).exists():
-        raise FileNotFoundError(f"the run's dataset {data} is not there any more: pass --data DIR (a prepared dataset)")
-    ds = load_prepared(data)
-    if cfg.plot is not None and not Path(cfg.plot).resolve().parent.is_dir():
-        raise FileNotFoundError(f"--plot {cfg.plot}: its directory does not exist")
-    check_factory(cfg.index, arg="--index")
-    device = resolve_device(cfg.device)
-    model, run_cfg = load_model(Path(cfg.run), device)
-    check_same_items(model.n_items, ds, f"evaluate --run {cfg.run}")
-    index = build_index(model, device, cfg.index, cfg.nprobe, cfg.ef_search)
-    print("retrieval: " + ", ".join(f"{k} {v}" for k, v in index.describe().items()), file=sys.stderr)
-    from tqdm import tqdm
-
-    # disable=None: on a terminal only, so that a log file or an error's one line stays clean
-    with tqdm(total=len(ds.users(cfg.split)), desc="evaluate", unit=" users", file=sys.stderr, dynamic_ncols=True,
-              disable=True if cfg.json or not cfg.progress else None) as bar:
-        report = evaluate_model(model, ds, split=cfg.split, ns=cfg.n, lams=cfg.lam, protocols=(cfg.protocol,),
-                                maxlen=int(run_cfg["model"]["maxlen"]), batch_size=cfg.batch_size, device=device, index=index,
-                                on_users=bar.update)
-    name = run_cfg["model"]["model"]
-    if cfg.json:
-        print(json.dumps({"units": "fraction", **report_to_json(report)[cfg.protocol]}))
-    else:
-        label = " (SYNTHETIC data)" if run_cfg["dataset"].get("synthetic") else ""
-        print(format_report(report, f"{name} on {ds.path}{label}, {cfg.split} users, metrics in %"))
-    if cfg.plot is not None:
-        _plot_report(report, cfg, name)
-    return 0
-
-
-def _plot_report(report: Report, cfg: Any, name: str) -> None:
-    import sys
-
-    from .plots import PlotUnavailable, tradeoff_points, write_tradeoff_plot
-
-    n = 50 if 50 in cfg.n else max(cfg.n)
-    points = tradeoff_points(report_to_json(report)[cfg.protocol], n)
-    try:
-        path = write_tradeoff_plot({name: points}, cfg.plot, n=n, title=f"{name}, {cfg.split} users, protocol {cfg.protocol}")
-    except PlotUnavailable as exc:
-        print(f"--plot: skipped: {exc}", file=sys.stderr)
-        return
-    print(f"plot: {path}", file=sys.stderr)

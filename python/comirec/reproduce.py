@@ -11,28 +11,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .config import ModelConfig, ReproduceConfig, TrainConfig
+from .models import COMIREC, MODEL_NAMES, PAPER_NAMES
 
-ALL_MODELS = ("mostpop", "youtube-dnn", "gru4rec", "mind", "comirec-sa", "comirec-dr")
-COMIREC = ("comirec-sa", "comirec-dr")
-PAPER_NAMES = {"mostpop": "MostPopular", "youtube-dnn": "YouTube DNN", "gru4rec": "GRU4Rec", "mind": "MIND",
-               "comirec-sa": "ComiRec-SA", "comirec-dr": "ComiRec-DR"}
+Log = Callable[[str], None]
+
+
+def _quiet(text: str) -> None:
+    """The default ``log``: progress lines go nowhere (the CLI passes one that prints them)."""
+
 TABLE3_KEYS = ("recall@20", "ndcg@20", "hitrate@20", "recall@50", "ndcg@50", "hitrate@50")
-SYNTH_ARGS = ["--users", "6000", "--items", "3000", "--categories", "30"]
+SYNTH = {"users": 6000, "items": 3000, "categories": 30}
 
 
 def parse_models(text: str) -> tuple[str, ...]:
     if text.strip() == "all":
-        return ALL_MODELS
+        return MODEL_NAMES
     names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     for n in names:
-        if n not in ALL_MODELS:
-            raise ValueError(f"--models: unknown model {n!r}: expected 'all' or a comma-separated list of {', '.join(ALL_MODELS)}")
+        if n not in MODEL_NAMES:
+            raise ValueError(f"--models: unknown model {n!r}: expected 'all' or a comma-separated list of {', '.join(MODEL_NAMES)}")
     if not names:
         raise ValueError("--models: expected at least one model")
     return names
@@ -48,9 +50,10 @@ def _is_prepared(path: Path) -> bool:
     return True
 
 
-def resolve_dataset(cfg: ReproduceConfig, out: Path) -> Path:
+def resolve_dataset(cfg: ReproduceConfig, out: Path, log: Log = _quiet) -> Path:
     """A prepared dataset directory for the run: given, prepared from raw sequences, or synthetic."""
-    from .cli import main as cli_main
+    from .config import PrepareConfig, SynthConfig
+    from .data import prepare, synthesize
 
     source = cfg.data or os.environ.get("COMIREC_BEAUTY")
     if source is not None:
@@ -62,19 +65,19 @@ def resolve_dataset(cfg: ReproduceConfig, out: Path) -> Path:
         target = out / "dataset"
         if _is_prepared(target):
             return target
-        argv = ["prepare", "--format", "sequences", "--input", str(src), "--out", str(target)] + ([] if cfg.progress else ["--no-progress"])
         splits = sorted(src.glob("split-*.tsv")) if src.is_dir() else []
-        if splits:
-            argv += ["--split-file", str(splits[0])]
-        print(f"preparing {src} -> {target}" + (f" (user split from {splits[0].name})" if splits else ""), file=sys.stderr)
-        if cli_main(argv) != 0:
-            raise ValueError(f"--data {src}: neither a prepared dataset nor a sequences directory that comirec prepare accepts")
+        log(f"preparing {src} -> {target}" + (f" (user split from {splits[0].name})" if splits else ""))
+        try:
+            prepare(PrepareConfig(format="sequences", input=str(src), out=str(target), split_file=str(splits[0]) if splits else None,
+                                  progress=False))
+        except (ValueError, FileNotFoundError) as exc:
+            reason = " ".join(str(exc).split())
+            raise ValueError(f"--data {src}: neither a prepared dataset nor a sequences directory that comirec prepare accepts ({reason})") from None
         return target
     target = out / "synthetic"
     if not _is_prepared(target):
-        print(f"no --data and no $COMIREC_BEAUTY: generating a small SYNTHETIC dataset in {target}", file=sys.stderr)
-        if cli_main(["synth", *SYNTH_ARGS, "--seed", str(cfg.seed), "--out", str(target)]) != 0:
-            raise ValueError("could not generate the synthetic dataset")
+        log(f"no --data and no $COMIREC_BEAUTY: generating a small SYNTHETIC dataset in {target}")
+        synthesize(SynthConfig(**SYNTH, seed=cfg.seed, out=str(target)))
     return target
 
 
@@ -87,14 +90,16 @@ def run_dir(out: Path, name: str, seed: int, first_seed: int) -> Path:
     return out / "runs" / (name if seed == first_seed else f"{name}-seed{seed}")
 
 
-def run_all(cfg: ReproduceConfig) -> dict[str, Any]:
+def run_all(cfg: ReproduceConfig, log: Log = _quiet) -> dict[str, Any]:
+    """Train and evaluate every model of ``cfg.models`` (each seed, and the Table 4 K values);
+    return the report (``report.json``). ``log`` receives one line per step taken."""
     from .data import load_prepared
-    from .training import auto_threads, resolve_device
+    from .device import auto_threads, resolve_device
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     models = parse_models(cfg.models)
-    data_dir = resolve_dataset(cfg, out)
+    data_dir = resolve_dataset(cfg, out, log)
     ds = load_prepared(data_dir)
     device = resolve_device(cfg.device)
     if device.type == "cpu" and not cfg.threads:  # decided once, before our own training loads the machine
@@ -115,7 +120,7 @@ def run_all(cfg: ReproduceConfig) -> dict[str, Any]:
         for name in models:
             if name == "mostpop":  # nothing to tune
                 continue
-            report["tuned"][name] = _tune_one(cfg, ds, out, name, *base[name])
+            report["tuned"][name] = _tune_one(cfg, ds, out, name, *base[name], log=log)
             base[name] = _apply_tuned(base[name], report["tuned"][name]["params"])
     per_user: dict[str, list[dict[str, Any]]] = {}
     for name in models:
@@ -124,7 +129,7 @@ def run_all(cfg: ReproduceConfig) -> dict[str, Any]:
         for seed in seeds:
             m_cfg, t_cfg = base[name]
             t_cfg = dataclasses.replace(t_cfg, seed=seed, out=str(run_dir(out, name, seed, seeds[0])))
-            entries.append(_run_one(ds, device, m_cfg, t_cfg, lams))
+            entries.append(_run_one(ds, device, m_cfg, t_cfg, lams, log))
         per_user[name] = [e.pop("_per_user") for e in entries]
         report["models"][name] = entries[0] if len(seeds) == 1 else _combine_seeds(entries, per_user[name], seeds)
         if name in report["tuned"]:
@@ -136,7 +141,7 @@ def run_all(cfg: ReproduceConfig) -> dict[str, Any]:
         for k in extra_k:
             m_cfg, t_cfg = base[name]
             t_cfg = dataclasses.replace(t_cfg, seed=seeds[0], out=str(out / "runs" / f"{name}-K{k}"))
-            entry = _run_one(ds, device, dataclasses.replace(m_cfg, interests=k), t_cfg, (0.0,))
+            entry = _run_one(ds, device, dataclasses.replace(m_cfg, interests=k), t_cfg, (0.0,), log)
             entry.pop("_per_user")
             by_k[k] = entry
         report["table4"][name] = {str(k): by_k[k] for k in sorted(by_k)}
@@ -157,7 +162,7 @@ def _apply_tuned(base: tuple[ModelConfig, TrainConfig], params: dict[str, Any]) 
     return apply_params(base[0], base[1], params)
 
 
-def _tune_one(cfg: ReproduceConfig, ds: Any, out: Path, name: str, m_cfg: ModelConfig, t_cfg: TrainConfig) -> dict[str, Any]:
+def _tune_one(cfg: ReproduceConfig, ds: Any, out: Path, name: str, m_cfg: ModelConfig, t_cfg: TrainConfig, log: Log = _quiet) -> dict[str, Any]:
     """``comirec tune`` for one model, on the validation users only (the test users are evaluated
     by the final runs); a finished search in ``OUT/tune/<model>`` is reused."""
     import shutil
@@ -168,11 +173,12 @@ def _tune_one(cfg: ReproduceConfig, ds: Any, out: Path, name: str, m_cfg: ModelC
     study = out / "tune" / name
     if (study / BEST_JSON).is_file():
         best = json.loads((study / BEST_JSON).read_text())
-        print(f"{name}: reusing the search in {study}", file=sys.stderr)
+        log(f"{name}: reusing the search in {study}")
     else:
         if study.exists():  # an interrupted search
             shutil.rmtree(study)
-        best = tune(m_cfg, dataclasses.replace(t_cfg, out=str(study)), TuneConfig(minutes=cfg.tune_minutes), dataset=ds, evaluate_test=False)
+        best = tune(m_cfg, dataclasses.replace(t_cfg, out=str(study)), TuneConfig(minutes=cfg.tune_minutes), dataset=ds, evaluate_test=False,
+                    log=log)
     return {k: best[k] for k in ("params", "base_params", "valid", "trials", "trial", "study", "search_seconds")}
 
 
@@ -181,7 +187,7 @@ _NOT_COMPARED = ("out", "progress", "device", "threads", "resume")
 
 
 def _same_config(run: Path, m_cfg: ModelConfig, t_cfg: TrainConfig) -> bool:
-    from .training import load_run_config
+    from .runs import load_run_config
 
     try:
         stored = load_run_config(run)
@@ -194,13 +200,14 @@ def _same_config(run: Path, m_cfg: ModelConfig, t_cfg: TrainConfig) -> bool:
     return m_old.resolved() == m_cfg.resolved() and compared(t_old) == compared(t_cfg)  # readout auto = what it means
 
 
-def _run_one(ds: Any, device: Any, m_cfg: ModelConfig, t_cfg: TrainConfig, lams: tuple[float, ...]) -> dict[str, Any]:
+def _run_one(ds: Any, device: Any, m_cfg: ModelConfig, t_cfg: TrainConfig, lams: tuple[float, ...], log: Log = _quiet) -> dict[str, Any]:
     """Train one model (unless the same run finished before), then evaluate it on the test users
     once: the per-user arrays (saved as ``test_per_user.npz``) give the means, their standard
     errors and the paired differences."""
     import shutil
 
-    from .training import METRICS, train
+    from .training import train
+    from .runs import METRICS
 
     run = Path(t_cfg.out)
     fresh = False
@@ -209,7 +216,7 @@ def _run_one(ds: Any, device: Any, m_cfg: ModelConfig, t_cfg: TrainConfig, lams:
             shutil.rmtree(run)
         t0 = time.perf_counter()
         train(m_cfg, t_cfg, dataset=ds, evaluate_test=False)
-        print(f"{m_cfg.model} (K={m_cfg.interests}, seed {t_cfg.seed}): trained in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        log(f"{m_cfg.model} (K={m_cfg.interests}, seed {t_cfg.seed}): trained in {time.perf_counter() - t0:.0f} s")
         fresh = True
     final = json.loads((run / METRICS).read_text())
     arrays = _load_per_user(run, lams) if not fresh else None
@@ -236,8 +243,9 @@ def _test_per_user(run: Path, ds: Any, device: Any, maxlen: int, lams: tuple[flo
     keyed ``"protocol|λ|metric"``, saved in the run directory."""
     import numpy as np
 
-    from .evaluation import _lam_key, _per_user_batches, build_index, check_lams
-    from .training import load_model
+    from .evaluation import _lam_key, _per_user_batches
+    from .interests import build_index, check_lams
+    from .runs import load_model
 
     model, _ = load_model(run, device)
     lams = check_lams(lams)
@@ -435,44 +443,3 @@ def render(report: dict[str, Any], protocol: str) -> str:
     return "\n".join(parts)
 
 
-def cli_reproduce(args: Any) -> int:
-    from .config import from_namespace
-
-    cfg = from_namespace(ReproduceConfig, args)
-    from .data._writing import OutputLock
-
-    parse_models(cfg.models)  # fail before any work
-    if cfg.data is not None and not Path(cfg.data).exists():  # before --out is created
-        raise FileNotFoundError(f"--data {cfg.data} does not exist")
-    out = Path(cfg.out)
-    if os.path.lexists(out) and not out.is_dir():
-        raise FileExistsError(f"--out {out}: exists and is not a directory; expected an output directory")
-    with OutputLock(out):  # a second reproduce into the same --out fails at once (exit 1)
-        report = run_all(cfg)
-        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        md = "\n\n".join(f"## protocol: {p}\n\n" + render(report, p) for p in ("standard", "comirec"))
-        (out / "report.md").write_text("# comirec reproduce\n\n" + md + "\n")
-        plots = write_plots(report, out) if cfg.plot else []
-    print(render(report, cfg.protocol))
-    other = next(p for p in ("standard", "comirec") if p != cfg.protocol)
-    print(f"\nreport: {out / 'report.json'}, {out / 'report.md'} (both protocols; printed above: {cfg.protocol}, "
-          f"--protocol {other} prints the other)" + "".join(f"\nplot: {p}" for p in plots))
-    return 0
-
-
-def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
-    """``OUT/tradeoff-<protocol>.png``: Recall@50 against Diversity@50 over λ, one curve per model
-    (single-λ models are one point); skipped with one line when matplotlib is missing."""
-    from .plots import PlotUnavailable, tradeoff_points, write_tradeoff_plot
-
-    written = []
-    for p in ("standard", "comirec"):
-        curves = {PAPER_NAMES[m]: tradeoff_points(r["test"][p], 50) for m, r in report["models"].items()}
-        d = report["dataset"]
-        title = f"{d['name'] or d['path']}{' (SYNTHETIC)' if d['synthetic'] else ''}, test users, protocol {p}"
-        try:
-            written.append(write_tradeoff_plot(curves, out / f"tradeoff-{p}.png", n=50, title=title))
-        except (PlotUnavailable, ValueError) as exc:  # no matplotlib; no categories, so no Diversity
-            print(f"plot: skipped: {exc}", file=sys.stderr)
-            break
-    return written

@@ -38,7 +38,7 @@ class Recommender:
 
     def __init__(self, model: Any, config: dict[str, Any], item_raw: np.ndarray, item_cat: np.ndarray,
                  device: Any = "cpu", factory: str = "Flat", nprobe: int = 16, ef_search: int | None = None) -> None:
-        from .evaluation import build_index
+        from .interests import build_index
 
         self.model = model.eval()
         self.config = config
@@ -56,7 +56,8 @@ class Recommender:
              ef_search: int | None = None) -> "Recommender":
         """Load a run directory. An unparsable ``factory`` raises ``ValueError`` before the model loads."""
         from .retrieval import check_factory
-        from .training import ITEMS, load_model, resolve_device
+        from .runs import ITEMS, load_model
+        from .device import resolve_device
 
         check_factory(factory)
 
@@ -143,9 +144,8 @@ class Recommender:
         compute: it gets the ``n`` most popular items (ids are ranked by frequency, so ids
         1..n), with NaN scores to mark the fallback, whatever ``lam``. ``recommend([])`` is one
         empty history (1-D results); ``recommend([[]])`` a batch of one."""
-        import comirec
-
-        from .evaluation import check_lams, check_ns, compute_interests
+        from .core import aggregate
+        from .interests import check_lams, check_ns, compute_interests
 
         (n,) = check_ns([n])
         (lam,) = check_lams([lam])
@@ -163,7 +163,7 @@ class Recommender:
             keys = np.arange(hist.shape[0])[:, None, None] * (self.n_items + 1) + cands.items
             hit = np.isin(keys, seen_keys) & (cands.items > 0)
             cands = type(cands)(np.where(hit, -1, cands.items), np.where(hit, np.float32(-np.inf), cands.scores))
-        recs = comirec.aggregate(cands, self.item_cat, lam=lam, n=n)
+        recs = aggregate(cands, self.item_cat, lam=lam, n=n)
         items, scores = np.asarray(recs.items), np.asarray(recs.scores)
         cold = mask[:, 0] == 0  # histories are left-aligned: no first item, no item at all
         if cold.any():

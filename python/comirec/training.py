@@ -1,13 +1,5 @@
-"""Training: one loop for every model (none is special-cased by name).
-
-A run directory holds::
-
-    config.json    model + training config, and the dataset's identity (path, sizes)
-    items.npz      item raw ids and categories (so serving needs no dataset)
-    best.pt        the best model by validation Recall@50
-    last.pt        model + optimizer + counters, for --resume (also written on Ctrl-C)
-    log.jsonl      one JSON line per validation (and a last line for the end of training)
-    metrics.json   final valid/test metrics of the best model, both protocols
+"""Training: one loop for every model (none is special-cased by name), into a run directory
+(its layout: :mod:`comirec.runs`).
 
 Determinism: each step reseeds torch's generator from (seed, step) and the data layer's sampler
 is a pure function of (seed, step), so a run is repeatable on CPU and a resumed run continues
@@ -30,230 +22,16 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .config import ModelConfig, TrainConfig
+from .device import auto_threads, resolve_device
+from .models import build_model
+from .runs import (BEST, CONFIG, ITEMS, LAST, LOG, METRICS, atomic_torch_save, atomic_write_text, load_checkpoint,
+                   check_same_items, dataset_identity, load_model, load_run_config, write_items)
 
-CONFIG = "config.json"
-ITEMS = "items.npz"
-BEST = "best.pt"
-LAST = "last.pt"
-LOG = "log.jsonl"
-METRICS = "metrics.json"
 VALID_METRIC = "recall@50"
-
-
-def resolve_device(spec: str) -> Any:
-    import torch
-
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec == "cpu":
-        return torch.device("cpu")
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {spec!r} requested but CUDA is not available (use --device cpu or auto)")
-        return torch.device(spec)
-    raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {spec!r}")
-
-
-def dataset_identity(ds: Any) -> dict[str, Any]:
-    header = dict(getattr(ds, "header", {}) or {})
-    return {
-        "path": str(Path(ds.path).resolve()),
-        "name": header.get("name"),
-        "synthetic": bool(header.get("synthetic", False)),
-        "n_users": int(ds.n_users),
-        "n_items": int(ds.n_items),
-        "n_cats": int(ds.n_cats),
-        "n_interactions": int(ds.n_interactions),
-    }
-
-
-def check_same_items(run_items: int, ds: Any, what: str) -> None:
-    if int(ds.n_items) != int(run_items):
-        raise ValueError(
-            f"{what}: the checkpoint was trained on {run_items} items but dataset {ds.path} has {ds.n_items}: "
-            "a checkpoint only works with the dataset it was trained on"
-        )
-
-
-def auto_threads() -> int:
-    """CPU threads for training when none are given: 1 on machines of up to 2 cores or when the
-    other cores are already busy (1-minute load average, read once before training starts),
-    else torch's default (one per core). The models are small: torch's OpenMP threads spend
-    much of a step waiting for each other, and when another process takes a core they
-    spin-wait, so 2 threads on a shared 2-core machine can be several times slower than 1
-    (benches/README.md); on an idle one 2 threads are ~1.6x faster (pass --threads 2)."""
-    import torch
-
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        load = 0.0
-    return 1 if cores <= 2 or load > cores - 1 else torch.get_num_threads()
 
 
 def _step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write ``path`` through ``path.tmp`` then rename; a failure (a full disk) removes the
-    temporary file and raises a WriteError naming ``path``."""
-    import errno
-
-    from .data._writing import _disk_full, write_error
-
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise write_error(exc, path) from None
-        if isinstance(exc, RuntimeError):  # torch's writer wraps the OSError, or loses it
-            cause = _os_error_of(exc)
-            if cause is not None:
-                raise write_error(cause, path) from None
-            if _disk_full(path):
-                raise write_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) from None
-        raise
-
-
-def _os_error_of(exc: BaseException) -> OSError | None:
-    """The OSError behind ``exc`` (torch's writer wraps it in a RuntimeError), if any."""
-    seen: BaseException | None = exc
-    for _ in range(20):
-        if seen is None:
-            break
-        if isinstance(seen, OSError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    import torch
-
-    _atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda f: f.write(text), mode="w")
-
-
-def write_items(run: Path, ds: Any) -> None:
-    raw = np.asarray(ds.item_raw)
-    if raw.dtype == object:
-        raw = raw.astype(str)
-    cat = np.asarray(ds.item_cat, dtype=np.int32)
-    _atomic_write(run / ITEMS, lambda f: np.savez(f, item_raw=raw, item_cat=cat))
-
-
-def load_run_config(run: Path) -> dict[str, Any]:
-    run = Path(run)
-    path = run / CONFIG
-    if not run.is_dir():
-        raise FileNotFoundError(f"run directory {run} does not exist")
-    if not path.is_file():
-        inside = runs_under(run)
-        if inside:  # e.g. the --out of comirec reproduce: its runs are in runs/<model>
-            more = f" and {len(inside) - 10} more" if len(inside) > 10 else ""
-            raise ValueError(f"{run} is not a comirec run directory (no {CONFIG}), but holds runs: "
-                             + ", ".join(map(str, inside[:10])) + more + "; pass one of them to --run")
-        raise ValueError(f"{run} is not a comirec run directory (no {CONFIG}; create one with comirec train)")
-    try:
-        cfg = json.loads(path.read_bytes())
-    except ValueError as exc:  # also undecodable bytes
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(cfg, dict) or not all(isinstance(cfg.get(k), dict) for k in ("model", "train", "dataset")):
-        raise ValueError(f"{path}: expected a JSON object with 'model', 'train' and 'dataset' objects (written by comirec train)")
-    return cfg
-
-
-def runs_under(path: Path, depth: int = 2) -> list[Path]:
-    """The run directories (holding config.json) below ``path``, at most ``depth`` levels down, sorted."""
-    found: list[Path] = []
-    level = [path]
-    for _ in range(depth):
-        level = sorted(p for d in level for p in _subdirs(d))
-        found += [p for p in level if (p / CONFIG).is_file()]
-    return sorted(found)
-
-
-def _subdirs(path: Path) -> list[Path]:
-    try:
-        return [p for p in path.iterdir() if p.is_dir()]
-    except OSError:
-        return []
-
-
-def build_from_config(model_cfg: ModelConfig, n_items: int) -> Any:
-    from .models import build_model
-
-    return build_model(
-        model_cfg.model,
-        n_items,
-        dim=model_cfg.dim,
-        interests=model_cfg.interests,
-        maxlen=model_cfg.maxlen,
-        routing_iters=model_cfg.routing_iters,
-        mind_relu=model_cfg.mind_relu,
-        dr_map=model_cfg.dr_map,
-        dr_init=model_cfg.dr_init,
-        align=model_cfg.align,
-        **_dropout_kwargs(model_cfg),
-    )
-
-
-def model_takes_dropout(name: str) -> bool:
-    """The model's class names ``dropout`` in its constructor (its ``**kwargs`` do not count) and
-    ``build_model`` passes it on."""
-    import inspect
-
-    from .models import MODELS, build_model
-
-    builder = inspect.signature(build_model).parameters.values()
-    passes = any(p.name == "dropout" or p.kind is inspect.Parameter.VAR_KEYWORD for p in builder)
-    return passes and "dropout" in inspect.signature(MODELS[name].__init__).parameters
-
-
-def _dropout_kwargs(model_cfg: ModelConfig) -> dict[str, Any]:
-    """``dropout`` goes to the model only when set, and only to a model that takes it (never silently ignored)."""
-    if not model_cfg.dropout:
-        return {}
-    if not model_takes_dropout(model_cfg.model):
-        raise ValueError(f"dropout: model {model_cfg.model} takes no dropout (use --dropout 0)")
-    return {"dropout": model_cfg.dropout}
-
-
-def load_model(run: Path | str, device: Any = "cpu") -> tuple[Any, dict[str, Any]]:
-    """The run's best model (its last checkpoint if no validation happened yet), in eval mode."""
-    import torch
-
-    run = Path(run)
-    cfg = load_run_config(run)
-    model_cfg = ModelConfig.from_stored(cfg["model"])
-    model = build_from_config(model_cfg, int(cfg["dataset"]["n_items"]))
-    for name in (BEST, LAST):
-        if (run / name).is_file():
-            state = _load_checkpoint(run / name)
-            try:
-                model.load_state_dict(state["model"] if isinstance(state, dict) and "optimizer" in state else state)
-            except (RuntimeError, TypeError, KeyError, AttributeError) as exc:
-                reason = " ".join(str(exc).split())[:200]
-                raise ValueError(f"{run / name}: does not hold this run's {model_cfg.model} weights ({reason})") from None
-            break
-    else:
-        raise ValueError(f"{run} has no checkpoint ({BEST} or {LAST}): its training never reached a save")
-    model.to(device).eval()
-    return model, cfg
 
 
 class _StopFlag:
@@ -384,7 +162,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_st
     model_cfg, cfg, resume_state = _prepare_run(run, model_cfg, cfg, ds)
 
     torch.manual_seed(cfg.seed)
-    model = build_from_config(model_cfg, ds.n_items).to(device)
+    model = build_model(model_cfg, ds.n_items).to(device)
     eval_kwargs: dict[str, Any] = dict(maxlen=model_cfg.maxlen, batch_size=cfg.eval_batch_size, device=device, factory=cfg.index,
                                        nprobe=cfg.nprobe, ef_search=cfg.ef_search)
     retrieval = {"backend": resolve_backend(cfg.index, str(device)), "factory": cfg.index, "nprobe": cfg.nprobe, "ef_search": cfg.ef_search}
@@ -405,7 +183,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_st
             summary = _Trainer(model, model_cfg, cfg, ds, device, run, validate, log, on_validate).fit(resume_state, on_step)
         else:
             model.fit_sequences(ds.indptr, ds.items, ds.users("train"))
-            _atomic_torch_save(model.state_dict(), run / BEST)
+            atomic_torch_save(model.state_dict(), run / BEST)
             metrics = validate()
             log({"step": 0, "event": "fitted", "valid": metrics})
             if on_validate is not None:
@@ -417,7 +195,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_st
             summary[split] = report_to_json(rep)
         summary["retrieval"] = retrieval
         summary["units"] = "fraction"  # the metrics are 0-1 (the printed tables are in %)
-        _atomic_write_text(run / METRICS, json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(run / METRICS, json.dumps(summary, indent=2) + "\n")
         log({"event": "done", "steps": summary["steps"], "best_step": summary["best_step"]})
     return run
 
@@ -542,8 +320,6 @@ def resume_config(run: Path, model_cfg: ModelConfig | None, cfg: TrainConfig, gi
 
 
 def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Any) -> tuple[ModelConfig, TrainConfig, Any]:
-    import torch
-
     if cfg.resume:
         stored = load_run_config(run)
         check_same_items(stored["dataset"]["n_items"], ds, f"--resume {run}")
@@ -552,10 +328,10 @@ def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Any) -
         extended = {k: getattr(cfg, k) for k in EXTENDABLE if stored["train"].get(k) != getattr(cfg, k)}
         if extended:  # a later --resume continues with the extended budget
             stored["train"].update(extended)
-            _atomic_write_text(run / CONFIG, json.dumps(stored, indent=2) + "\n")
+            atomic_write_text(run / CONFIG, json.dumps(stored, indent=2) + "\n")
         if not (run / ITEMS).is_file():  # killed between config.json and items.npz
             write_items(run, ds)
-        state = _load_checkpoint(run / LAST) if (run / LAST).is_file() else None
+        state = load_checkpoint(run / LAST) if (run / LAST).is_file() else None
         return model_cfg, cfg, state
     if run.exists() and (not run.is_dir() or set(os.listdir(run)) - _CREATION_LEFTOVERS):
         raise FileExistsError(f"run directory {run} already exists and is not empty (pass --resume to continue it, or choose another --out)")
@@ -568,24 +344,8 @@ def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Any) -
     model_cfg = model_cfg.resolved()  # the readout it trains with, whatever "auto" means later
     config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "dataset": dataset_identity(ds)}
     write_items(run, ds)
-    _atomic_write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")  # last: it marks the run as created
+    atomic_write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")  # last: it marks the run as created
     return model_cfg, cfg, None
-
-
-def _load_checkpoint(path: Path) -> Any:
-    """``torch.load`` of a checkpoint; a corrupt or truncated file is a ValueError naming it."""
-    import pickle
-    import zipfile
-
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError, IndexError, OSError) as exc:
-        if isinstance(exc, (FileNotFoundError, PermissionError)):
-            raise
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise ValueError(f"{path}: not a readable comirec checkpoint (corrupt or truncated: {reason})") from None
 
 
 @dataclasses.dataclass
@@ -622,7 +382,7 @@ class _Trainer:
 
     def save_last(self) -> None:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), **dataclasses.asdict(self.st)}
-        _atomic_torch_save(state, self.run / LAST)
+        atomic_torch_save(state, self.run / LAST)
 
     def restore(self, saved: dict[str, Any]) -> None:
         self.model.load_state_dict(saved.pop("model"))
@@ -651,7 +411,7 @@ class _Trainer:
         value = metrics[VALID_METRIC]
         if value > st.best:
             st.best, st.best_step, st.bad = value, st.step, 0
-            _atomic_torch_save(self.model.state_dict(), self.run / BEST)
+            atomic_torch_save(self.model.state_dict(), self.run / BEST)
         else:
             st.bad += 1
         self.save_last()
@@ -719,56 +479,3 @@ class _Trainer:
             bar.close()
 
 
-def _prepared_data(path: str) -> Any:
-    """The prepared dataset at ``path``; a raw sequences directory (which reproduce prepares on
-    the fly) is refused with the ``comirec prepare`` command that makes one of it."""
-    from .data import load_prepared
-
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"--data {p} does not exist; expected a prepared dataset (comirec prepare / comirec synth)")
-    try:
-        return load_prepared(p)
-    except FileNotFoundError:
-        txt = sorted(p.glob("*.txt")) if p.is_dir() else []
-        if not txt:
-            raise
-        splits = sorted(p.glob("split-*.tsv"))
-        target = Path("data") / p.name
-        command = f"comirec prepare --format sequences --input {p} --out {target}" + (f" --split-file {splits[0]}" if splits else "")
-        raise FileNotFoundError(f"--data {p}: raw sequences ({txt[0].name}), not a prepared dataset; prepare it once with "
-                                f"`{command}`, then pass --data {target}") from None
-
-
-def cli_train(args: Any) -> int:
-    """``comirec train``: options come from ModelConfig + TrainConfig. With ``--resume`` every
-    setting comes from the run's config.json; see :func:`resume_config` for the options given
-    again (the parser leaves options that were not given out of ``args``)."""
-    from .config import from_namespace
-
-    given = {k for k, v in vars(args).items() if not k.startswith("_") and v is not None}
-    cfg = from_namespace(TrainConfig, args)
-    if getattr(args, "resume", False):
-        model_given = {f.name for f in dataclasses.fields(ModelConfig)} & given
-        stored = load_run_config(Path(args.out))
-        try:
-            base = ModelConfig.from_stored(stored["model"])
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"{Path(args.out) / CONFIG}: not a comirec run configuration ({exc})") from None
-        asked = dataclasses.replace(base, **{k: getattr(args, k) for k in model_given})
-        model_cfg, cfg = resume_config(Path(args.out), asked, cfg, given)
-    else:
-        if getattr(args, "model", None) is None:
-            raise ValueError("--model is required: one of mostpop, youtube-dnn, gru4rec, mind, comirec-dr, comirec-sa")
-        model_cfg = from_namespace(ModelConfig, args)
-    from .retrieval import check_factory
-
-    ds = _prepared_data(cfg.data)  # path mistakes are reported before torch is imported (seconds)
-    check_factory(cfg.index, arg="--index")
-    run = train(model_cfg, cfg, dataset=ds)
-    final = json.loads((run / METRICS).read_text())
-    test = final["test"]["standard"]["0.0"]
-    print(f"{model_cfg.model}: best step {final['best_step']} of {final['steps']}; test (standard protocol) "
-          + ", ".join(f"{k} {100 * v:.3f}" for k, v in test.items()) + f"  [%]  -> {run}")
-    print("retrieval: " + ", ".join(f"{k} {v}" for k, v in final["retrieval"].items()), file=sys.stderr)
-    return 0

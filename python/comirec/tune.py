@@ -17,15 +17,19 @@ by ``--max-steps`` rather than by time.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from .config import ModelConfig, TrainConfig, TuneConfig
+from .models import spec, takes
+
+
+def _trainable(model: str) -> bool:
+    return spec(model).trainable
+
 
 STUDY_DB = "study.db"
 BEST_JSON = "best.json"
@@ -44,40 +48,13 @@ class Param:
     applies: Callable[[str], bool]
 
 
-def _model_class(model: str) -> Any:
-    from .models import MODELS
-
-    return MODELS[model]
-
-
-def takes(model: str, arg: str) -> bool:
-    """The model's class names ``arg`` as a parameter of its constructor (``**kwargs`` does not count)."""
-    return arg in inspect.signature(_model_class(model).__init__).parameters
-
-
-def _trainable(model: str) -> bool:
-    return bool(_model_class(model).trainable)
-
-
-def _multi_interest(model: str) -> bool:
-    from .models import MULTI_INTEREST
-
-    return model in MULTI_INTEREST
-
-
-def _takes_dropout(model: str) -> bool:
-    from .training import model_takes_dropout
-
-    return model_takes_dropout(model)
-
-
 #: The search space. A field is searched only if it exists in ModelConfig/TrainConfig and applies.
 SPACE: tuple[Param, ...] = (
-    Param("interests", "cat", (1, 2, 4, 8), _multi_interest),
+    Param("interests", "cat", (1, 2, 4, 8), lambda m: takes(m, "interests")),
     Param("lr", "log", (1e-4, 1e-2), _trainable),
     Param("dim", "cat", (32, 64, 128), _trainable),
     Param("weight_decay", "cat", (0.0, 1e-4, 1e-3, 1e-2, 1e-1), _trainable),
-    Param("dropout", "cat", (0.0, 0.1, 0.2, 0.3, 0.5), _takes_dropout),
+    Param("dropout", "cat", (0.0, 0.1, 0.2, 0.3, 0.5), lambda m: takes(m, "dropout")),
     Param("maxlen", "cat", (10, 20, 50), _trainable),
     Param("routing_iters", "int", (1, 5), lambda m: takes(m, "routing_iters")),
     Param("mind_relu", "cat", (True, False), lambda m: takes(m, "mind_relu")),
@@ -92,8 +69,8 @@ def _config_fields() -> dict[str, str]:
 
 
 def _generic_options(model: str) -> list[Param]:
-    """Model options added to ModelConfig later (a bool, or a field with choices) that the model's
-    class takes by name: searched over all their values."""
+    """Model options added to ModelConfig later (a bool, or a field with choices) that the model
+    takes (its registry entry's ``options``): searched over all their values."""
     known = {p.name for p in SPACE} | {"model"}
     out = []
     for f in dataclasses.fields(ModelConfig):
@@ -165,7 +142,7 @@ def tune(model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, *
     optuna = _import_optuna()
     from .data import load_prepared
 
-    say = log or (lambda text: print(text, file=sys.stderr))
+    say = log or (lambda text: None)
     out = Path(train_cfg.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"tune output directory {out} already exists and is not empty (choose another --out)")
@@ -185,7 +162,8 @@ def tune(model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, *
 
 def _search(optuna: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, space: list[Param], ds: Any,
             out: Path, evaluate_test: bool, say: Callable[[str], None]) -> dict[str, Any]:
-    from .training import METRICS, VALID_METRIC
+    from .training import VALID_METRIC
+    from .runs import METRICS
 
     storage = f"sqlite:///{(out / STUDY_DB).resolve()}"
     study = optuna.create_study(
@@ -222,13 +200,13 @@ def _search(optuna: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cf
         try:
             train(m_cfg, t_cfg, dataset=ds, on_validate=on_validate, evaluate_test=False)
         except optuna.TrialPruned as exc:
-            say(f"trial {trial.number}: pruned ({exc})  {_fmt(params)}")
+            say(f"trial {trial.number}: pruned ({exc})  {fmt_params(params)}")
             raise
         final = json.loads((run / METRICS).read_text())
         value = float(final["valid"][train_cfg.protocol]["0.0"][VALID_METRIC])
         trial.set_user_attr("steps", final["steps"])
         trial.set_user_attr("best_step", final["best_step"])
-        say(f"trial {trial.number}: valid {VALID_METRIC} {100 * value:.3f}%  {_fmt(params)}")
+        say(f"trial {trial.number}: valid {VALID_METRIC} {100 * value:.3f}%  {fmt_params(params)}")
         return value
 
     def stop_when_out_of_time(study: Any, trial: Any) -> None:
@@ -268,7 +246,8 @@ def _search(optuna: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cf
 def evaluate_run_test(run: Path, ds: Any, model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, Any]:
     """The chosen run on the test users (both protocols, N = 20 and 50, with standard errors)."""
     from .evaluation import evaluate_model, report_to_json
-    from .training import load_model, resolve_device
+    from .runs import load_model
+    from .device import resolve_device
 
     device = resolve_device(train_cfg.device)
     model, _ = load_model(run, device)
@@ -277,23 +256,8 @@ def evaluate_run_test(run: Path, ds: Any, model_cfg: ModelConfig, train_cfg: Tra
     return report_to_json(rep)
 
 
-def _fmt(params: dict[str, Any]) -> str:
+def fmt_params(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) and not isinstance(v, bool) and not math.isnan(v) else f"{k}={v}"
                      for k, v in params.items())
 
 
-def cli_tune(args: Any) -> int:
-    """``comirec tune``: ModelConfig + TrainConfig options are the base; TuneConfig the search."""
-    from .config import from_namespace
-
-    model_cfg = from_namespace(ModelConfig, args)
-    train_cfg = from_namespace(TrainConfig, args, resume=False)
-    tune_cfg = from_namespace(TuneConfig, args)
-    result = tune(model_cfg, train_cfg, tune_cfg)
-    t = result["trials"]
-    print(f"{result['model']}: {t['total']} trials ({t['complete']} complete, {t['pruned']} pruned) in {result['search_seconds']:g} s; "
-          f"chosen trial {result['trial']}: valid {100 * result['valid']['recall@50']:.3f}%  {_fmt(result['params'])}")
-    test = result["test"]["standard"]["0.0"]
-    print("test (standard protocol, evaluated once): " + ", ".join(f"{k} {100 * v:.3f}" for k, v in test.items() if not k.endswith("_se"))
-          + f"  [%]  -> {Path(train_cfg.out) / BEST_JSON}")
-    return 0

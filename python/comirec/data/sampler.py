@@ -155,12 +155,6 @@ class TrainSampler:
     def __iter__(self) -> Iterator[TrainBatch]:
         return self.iter()
 
-    def torch(self, start: int = 0, stop: int | None = None, prefetch: int = 2) -> Any:
-        """A ``torch.utils.data.IterableDataset`` of batches as tensors (see ``SamplerDataset``)."""
-        from .torch_dataset import SamplerDataset
-
-        return SamplerDataset(self, start=start, stop=stop, prefetch=prefetch)
-
     def __repr__(self) -> str:
         return (
             f"TrainSampler({self.n_users} users, batch_size={self.batch_size}, maxlen={self.maxlen}, "

@@ -1,58 +1,108 @@
-"""The six models of the paper's Table 3, behind one interface (see :mod:`comirec.models.base`)."""
+"""The six models of the paper's Table 3, behind one interface (:class:`comirec.models.base.InterestModel`).
+
+This module is the model registry and imports no torch: ``REGISTRY`` names each model (its CLI
+name, its name in the paper, where its class lives, whether it is multi-interest, which
+``ModelConfig`` fields its constructor takes), and :func:`build_model` builds one from a
+``ModelConfig``. The classes live in the submodules (which import torch) and are imported on
+first use: ``from comirec.models import ComiRecSA`` works as before.
+
+Adding a model: its class in a module of this package (``encode`` and ``name``; see
+``docs/architecture.md``), one ``ModelSpec`` line below; the CLI, ``comirec reproduce``,
+``comirec tune`` and the run directories pick it up from here.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .base import InterestModel, select_interest
-from .capsule import MIND, ComiRecDR, dynamic_routing, squash
-from .gru4rec import GRU4Rec
-from .mostpop import MostPopular
-from .self_attentive import ComiRecSA
-from .youtube_dnn import YouTubeDNN
-
-MODELS: dict[str, Callable[..., InterestModel]] = {
-    cls.name: cls for cls in (MostPopular, YouTubeDNN, GRU4Rec, MIND, ComiRecDR, ComiRecSA)  # type: ignore[misc]
-}
-MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
-MULTI_INTEREST: frozenset[str] = frozenset({"mind", "comirec-dr", "comirec-sa"})
+if TYPE_CHECKING:
+    from ..config import ModelConfig
+    from .base import InterestModel
 
 
-def build_model(
-    name: str,
-    n_items: int,
-    *,
-    dim: int = 64,
-    interests: int = 4,
-    maxlen: int = 20,
-    routing_iters: int = 3,
-    mind_relu: bool = True,
-    dr_map: str = "shared",
-    dr_init: str = "normal",
-    align: str = "left",
-    dropout: float = 0.0,
-) -> InterestModel:
-    """Build a model by its CLI name. Single-vector models ignore ``interests`` (K = 1)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODEL_NAMES)}")
-    if interests < 1:
-        raise ValueError(f"interests (K) must be >= 1, got {interests}")
-    if maxlen < 1:
-        raise ValueError(f"maxlen must be >= 1, got {maxlen}")
-    if routing_iters < 1:
-        raise ValueError(f"routing_iters must be >= 1, got {routing_iters}")
-    options: dict[str, object] = {
-        "mind": dict(maxlen=maxlen, routing_iters=routing_iters, mind_relu=mind_relu),
-        "comirec-dr": dict(maxlen=maxlen, routing_iters=routing_iters, dr_map=dr_map, dr_init=dr_init, align=align),
-        "comirec-sa": dict(maxlen=maxlen, align=align),
-        "gru4rec": dict(dropout=dropout),
-    }.get(name, {})
-    if dropout and "dropout" not in options:
-        raise ValueError(f"dropout: model {name} takes no dropout (only gru4rec does)")
-    return MODELS[name](n_items, dim=dim, n_interests=interests, **options)
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One model: ``name`` (CLI, config.json), ``paper_name`` (tables), ``target``
+    (``"module:Class"`` in this package), ``multi_interest`` (K interests, λ-aggregation; else
+    one vector), ``options``: the ModelConfig fields its constructor takes besides ``dim`` (and
+    ``n_interests`` = ``interests`` for a multi-interest model), ``trainable``: False for a model
+    fitted by counting (MostPopular)."""
+
+    name: str
+    paper_name: str
+    target: str
+    multi_interest: bool
+    options: tuple[str, ...] = ()
+    trainable: bool = True
+
+
+#: In the order of the paper's Table 3 (baselines, then ComiRec).
+REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
+    ModelSpec("mostpop", "MostPopular", "mostpop:MostPopular", False, trainable=False),
+    ModelSpec("youtube-dnn", "YouTube DNN", "youtube_dnn:YouTubeDNN", False),
+    ModelSpec("gru4rec", "GRU4Rec", "gru4rec:GRU4Rec", False, ("dropout",)),
+    ModelSpec("mind", "MIND", "capsule:MIND", True, ("maxlen", "routing_iters", "mind_relu")),
+    ModelSpec("comirec-sa", "ComiRec-SA", "self_attentive:ComiRecSA", True, ("maxlen", "align")),
+    ModelSpec("comirec-dr", "ComiRec-DR", "capsule:ComiRecDR", True, ("maxlen", "routing_iters", "dr_map", "dr_init", "align")),
+)}
+MODEL_NAMES: tuple[str, ...] = tuple(REGISTRY)
+PAPER_NAMES: dict[str, str] = {s.name: s.paper_name for s in REGISTRY.values()}
+MULTI_INTEREST: frozenset[str] = frozenset(s.name for s in REGISTRY.values() if s.multi_interest)
+#: The paper's own models (Table 5's λ column, Table 4's K): ComiRec-SA and ComiRec-DR.
+COMIREC: tuple[str, ...] = ("comirec-sa", "comirec-dr")
+
+
+def spec(name: str) -> ModelSpec:
+    """The registry entry of ``name``; an unknown name is a ValueError listing the known ones."""
+    try:
+        return REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODEL_NAMES)}") from None
+
+
+def model_class(name: str) -> type[InterestModel]:
+    """The class of model ``name`` (imports its module, and torch)."""
+    module, _, cls = spec(name).target.partition(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)  # type: ignore[no-any-return]
+
+
+def takes(name: str, field: str) -> bool:
+    """Model ``name``'s constructor takes the ModelConfig field ``field`` (``interests``: a
+    multi-interest model; ``dim``: a trainable one)."""
+    s = spec(name)
+    if field == "interests":
+        return s.multi_interest
+    if field == "dim":
+        return s.trainable
+    return field in s.options
+
+
+def build_model(cfg: ModelConfig, n_items: int) -> InterestModel:
+    """The model ``cfg`` describes, for a catalogue of ``n_items`` items (ids 1..n_items). A
+    dropout for a model that takes none is refused (never silently ignored)."""
+    s = spec(cfg.model)
+    if cfg.dropout and "dropout" not in s.options:
+        raise ValueError(f"dropout: model {cfg.model} takes no dropout (use --dropout 0)")
+    kwargs: dict[str, Any] = {name: getattr(cfg, name) for name in s.options}
+    if s.multi_interest:
+        kwargs["n_interests"] = cfg.interests
+    return model_class(cfg.model)(n_items, dim=cfg.dim, **kwargs)
+
+
+_CLASSES = {"InterestModel": "base", "select_interest": "base", "MostPopular": "mostpop", "YouTubeDNN": "youtube_dnn",
+            "GRU4Rec": "gru4rec", "MIND": "capsule", "ComiRecDR": "capsule", "dynamic_routing": "capsule", "squash": "capsule",
+            "ComiRecSA": "self_attentive"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASSES:
+        return getattr(importlib.import_module(f"{__name__}.{_CLASSES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "InterestModel", "MostPopular", "YouTubeDNN", "GRU4Rec", "MIND", "ComiRecDR", "ComiRecSA",
-    "MODELS", "MODEL_NAMES", "MULTI_INTEREST", "build_model", "select_interest", "dynamic_routing", "squash",
+    "COMIREC", "MODEL_NAMES", "MULTI_INTEREST", "PAPER_NAMES", "REGISTRY", "ModelSpec", "build_model", "model_class", "spec", "takes",
+    *_CLASSES,
 ]

@@ -157,7 +157,7 @@ class MIND(InterestModel):
 
     name = "mind"
 
-    def __init__(self, n_items: int, dim: int = 64, n_interests: int = 4, maxlen: int = 20, routing_iters: int = 3, mind_relu: bool = True, **_: object) -> None:
+    def __init__(self, n_items: int, dim: int = 64, n_interests: int = 4, maxlen: int = 20, routing_iters: int = 3, mind_relu: bool = True) -> None:
         super().__init__(n_items, dim, n_interests)
         self.maxlen = int(maxlen)
         self.routing_iters = int(routing_iters)

@@ -11,7 +11,7 @@ from .base import InterestModel, glorot_
 class GRU4Rec(InterestModel):
     name = "gru4rec"
 
-    def __init__(self, n_items: int, dim: int = 64, n_interests: int = 1, dropout: float = 0.0, **_: object) -> None:
+    def __init__(self, n_items: int, dim: int = 64, dropout: float = 0.0) -> None:
         super().__init__(n_items, dim, 1)
         # Dropout on the history's item embeddings before the GRU (training only), as GRU4Rec's
         # authors regularise its input; 0 (the default) is the model without it.

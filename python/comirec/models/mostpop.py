@@ -16,8 +16,8 @@ class MostPopular(InterestModel):
     name = "mostpop"
     trainable = False
 
-    def __init__(self, n_items: int, dim: int = 1, n_interests: int = 1, **_: object) -> None:
-        # d and K are fixed at 1 whatever the config says: the model has no embedding to learn.
+    def __init__(self, n_items: int, dim: int = 1) -> None:
+        # d is fixed at 1 whatever the config says (and K is 1): the model has no embedding to learn.
         super().__init__(n_items, 1, 1)
         self.item_emb.weight.requires_grad_(False)
         with torch.no_grad():

@@ -10,7 +10,7 @@ from .base import InterestModel, dense
 class YouTubeDNN(InterestModel):
     name = "youtube-dnn"
 
-    def __init__(self, n_items: int, dim: int = 64, n_interests: int = 1, **_: object) -> None:
+    def __init__(self, n_items: int, dim: int = 64) -> None:
         super().__init__(n_items, dim, 1)
         self.proj = dense(dim, dim)
 

@@ -1,4 +1,4 @@
-"""The ``comirec prepare`` and ``comirec synth`` commands (registered in ``comirec.cli``)."""
+"""``comirec prepare`` and ``comirec synth``: a prepared dataset directory from raw files, or a synthetic one."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 from ..config import PrepareConfig, SynthConfig, from_namespace
 
 
-def run_prepare(args: argparse.Namespace) -> int:
-    from .pipeline import prepare
+def prepare_command(args: argparse.Namespace) -> int:
+    from ..data.pipeline import prepare
 
     cfg = from_namespace(PrepareConfig, args)
     if not cfg.progress:
@@ -25,8 +25,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_synth(args: argparse.Namespace) -> int:
-    from .synth import synthesize
+def synth_command(args: argparse.Namespace) -> int:
+    from ..data.synth import synthesize
 
     ds = synthesize(from_namespace(SynthConfig, args))
     print(ds.summary())

@@ -1,0 +1,5 @@
+"""``python -m comirec.cli``: the ``comirec`` executable."""
+
+from comirec.cli import run
+
+run()

@@ -1,0 +1,62 @@
+"""The recommendation step shared by evaluation and serving: a model's K interests per history,
+the item index they are searched in, and the checks of the step's list lengths and λ values.
+
+    interests = compute_interests(model, history, mask)      # (b, K, d)
+    cands = build_index(model).search(interests, n)          # top-n per interest (retrieval)
+    recs = comirec.aggregate(cands, item_cat, lam=lam, n=n)  # K x n -> n (the Rust core)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .retrieval import ItemIndex
+
+if TYPE_CHECKING:
+    from .models import InterestModel
+
+
+def check_lams(lams: Sequence[float]) -> tuple[float, ...]:
+    out = []
+    for lam in lams:
+        lam = float(lam)
+        if math.isnan(lam) or lam < 0:
+            raise ValueError(f"lam (λ) must be >= 0 (inf allowed), got {lam}")
+        out.append(lam)
+    if not out:
+        raise ValueError("lam: expected at least one value")
+    return tuple(dict.fromkeys(out))
+
+
+def check_ns(ns: Sequence[int]) -> tuple[int, ...]:
+    out = []
+    for n in ns:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n (list length N) must be an integer >= 1, got {n!r}")
+        out.append(int(n))
+    if not out:
+        raise ValueError("n: expected at least one value")
+    return tuple(sorted(set(out)))
+
+
+def compute_interests(model: "InterestModel", history: np.ndarray, mask: np.ndarray, device: Any = "cpu") -> Any:
+    """(b, K, d) interests of a batch, in eval mode and without gradients (a torch tensor)."""
+    import torch
+
+    with torch.inference_mode():
+        h = torch.from_numpy(np.ascontiguousarray(history, dtype=np.int64)).to(device)
+        m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
+        return model.interests(h, m).float()
+
+
+def build_index(model: "InterestModel", device: Any = "cpu", factory: str = "Flat", nprobe: int = 16,
+                ef_search: int | None = None) -> ItemIndex:
+    import torch
+
+    with torch.no_grad():
+        vectors = model.item_vectors().detach().float()
+    return ItemIndex(vectors, factory=factory, device=str(device), nprobe=nprobe, ef_search=ef_search)
