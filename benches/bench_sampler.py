@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from comirec.data import TrainSampler
-from comirec.data.reference_sampler import AuthorsStyleIterator
+from _baselines import AuthorsStyleIterator
 
 BATCH, MAXLEN = 256, 50
 RUST_BATCHES, PY_BATCHES = 40, 4  # batches per timed round

@@ -131,7 +131,7 @@ def _metrics_reference() -> Case:
 
 def _sampler() -> Case:
     from comirec.data import TrainSampler
-    from comirec.data.reference_sampler import AuthorsStyleIterator
+    from _baselines import AuthorsStyleIterator
 
     rng = np.random.default_rng(0)
     n_users, batch, maxlen = 20_000, 256, 50

@@ -1,7 +1,8 @@
 """Print the package's import graph: for each module of comirec, the comirec modules it imports.
 
-Imports inside functions (lazy imports) are listed too, marked ``(lazy)``; ``--cycles`` lists the
-strongly connected components of more than one module (import circles, lazy ones included).
+Imports inside functions (lazy imports) are listed too, marked ``(lazy)``; imports under
+``if TYPE_CHECKING:`` are not (they never run). ``--cycles`` lists the strongly connected
+components of more than one module (import circles, lazy imports included).
 
     python scripts/import_graph.py [--root python/comirec] [--cycles]
 """
@@ -48,7 +49,9 @@ def graph(root: Path) -> dict[str, dict[str, bool]]:
             elif isinstance(node, ast.ImportFrom):
                 base = resolve(mod, is_pkg, node.level, node.module)
                 targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods or f"{base}.{a.name}" in native else base for a in node.names]
-            lazy = id(node) not in top and not _in_type_checking(tree, node)
+            if targets and _in_type_checking(tree, node):
+                continue  # never runs: for type checkers only
+            lazy = id(node) not in top
             for t in targets:
                 while t and t not in mods and t not in native:
                     t = t.rpartition(".")[0]

@@ -47,14 +47,14 @@ def test_taobao_bad_lines(tmp_path, bad_line, match):
 
 
 def test_line_numbers_stay_exact_across_blocks(tmp_path):
-    from comirec.data import loaders
+    from comirec.data.formats import taobao
 
     lines = good_taobao_lines(50_000)
     lines[41_234] = "7,7,7,pv,soon"
     f = tmp_path / "UserBehavior.csv"
     f.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataFormatError, match=r"line 41235, column 'timestamp'"):
-        loaders.load_taobao(f, ("pv",), block_bytes=8192)
+        taobao.load_taobao(f, ("pv",), block_bytes=8192)
 
 
 def test_csv_missing_column_and_non_numeric_time(tmp_path):

@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from protocol_reference import assert_matches, reference_protocol
+from protocol_check import assert_matches
+
+from comirec.reference.protocol import reference_protocol
 
 from comirec.config import PrepareConfig
 from comirec.data import load_prepared, prepare
@@ -64,13 +66,13 @@ def test_taobao_many_small_blocks_equal_one_block(tmp_path, monkeypatch):
     # 1 MiB blocks hold the whole file; the reference checks it. Then force many blocks.
     ds = run(tmp_path, format="taobao", input=str(f))
     assert_matches(ds, reference_protocol(rows, MIN, MIN))
-    from comirec.data import loaders
+    from comirec.data.formats import taobao
 
-    big = loaders.load_taobao(f, ("pv",))
+    big = taobao.load_taobao(f, ("pv",))
     from comirec.data import log
 
     monkeypatch.setattr(log._Encoder, "MERGE_MIN", 16)  # merge the running dictionaries often
-    small = loaders.load_taobao(f, ("pv",), block_bytes=4096)
+    small = taobao.load_taobao(f, ("pv",), block_bytes=4096)
     np.testing.assert_array_equal(small.user, big.user)
     np.testing.assert_array_equal(small.item, big.item)
     np.testing.assert_array_equal(small.time, big.time)

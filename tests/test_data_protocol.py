@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from protocol_reference import assert_matches, reference_protocol
+from protocol_check import assert_matches
+
+from comirec.reference.protocol import reference_protocol
 
 from comirec.config import PrepareConfig
 from comirec.data import DataFormatError, prepare

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from protocol_reference import assert_matches, reference_protocol
+from protocol_check import assert_matches
+
+from comirec.reference.protocol import reference_protocol
 
 from comirec.config import PrepareConfig
 from comirec.data import TrainSampler, eval_batches, prepare

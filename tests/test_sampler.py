@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from comirec.data import EvalBatch, TrainBatch, TrainSampler, background, eval_batches
-from comirec.data import reference_sampler as ref
+from comirec.reference import sampler as ref
 
 
 def positional_csr(lengths: list[int]) -> tuple[np.ndarray, np.ndarray]:

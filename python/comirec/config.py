@@ -13,6 +13,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from .data.formats import FORMAT_NAMES
 from .models import MODEL_NAMES, spec
 
 T = TypeVar("T")
@@ -350,7 +351,6 @@ class DemoConfig:
 
 # ---- data layer (issue 3): `comirec prepare` and `comirec synth` -------------------------------
 
-PREPARE_FORMATS = ("amazon-books", "taobao", "movielens", "sequences", "csv", "parquet")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,7 +358,7 @@ class PrepareConfig:
     """Options of ``comirec prepare``: read a raw dataset, apply the protocol, write a prepared one."""
 
     format: str = dataclasses.field(
-        metadata={"help": "input format", "choices": PREPARE_FORMATS},
+        metadata={"help": "input format", "choices": FORMAT_NAMES},
     )
     input: str = dataclasses.field(
         metadata={

@@ -6,7 +6,7 @@ other than the documented ``ValueError`` / ``MemoryError`` / ``OSError`` propaga
   bit for bit, or both a ``ValueError`` about the same argument); huge ``n`` must be a result or a
   ``MemoryError`` / ``ValueError`` naming ``n``.
 - ``metrics``: ``comirec.metrics(per_user=True)`` against the reference (NaN where it has NaN).
-- ``sampler``: ``TrainSampler.batch`` and ``eval_batches`` against ``data.reference_sampler``.
+- ``sampler``: ``TrainSampler.batch`` and ``eval_batches`` against ``comirec.reference.sampler``.
 - ``prepared``: ``load_prepared`` on a small synthetic dataset with one file mutated: a result that
   passes the format's invariants (and feeds the sampler), or a ``ValueError`` / ``OSError`` naming
   the dataset.
@@ -32,7 +32,7 @@ import numpy as np
 
 import comirec
 from comirec import reference
-from comirec.data import reference_sampler
+from comirec.reference import sampler as reference_sampler
 from comirec.data.sampler import TrainSampler, eval_batches
 
 

@@ -1,4 +1,4 @@
-"""The data layer: raw-format loaders, the strong-generalisation protocol, prepared datasets
+"""The data layer: raw-format readers (``formats/``), the strong-generalisation protocol, prepared datasets
 (memory-mapped CSR sequences) and the Rust training/evaluation batch sampler.
 
     from comirec.data import load_prepared, TrainSampler, eval_batches
@@ -6,7 +6,7 @@
     sampler = TrainSampler(ds.indptr, ds.items, users=ds.users("train"), batch_size=128, maxlen=20)
     batch = sampler.batch(0)
 
-pyarrow (loaders) and torch (``SamplerDataset``) are imported only when used.
+pyarrow (the format readers) and torch (``SamplerDataset``) are imported only when used.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The executable specification of comirec's serving core, in plain Python.
+"""The executable specification of comirec's serving core, in plain Python (imports no ``comirec._core``).
 
 :func:`aggregate` and :func:`metrics` here are written straight from SPEC §5-6 (and the paper's
 Algorithm 2 and eqs. 11-17), one user at a time, for readability rather than speed. The Rust core
@@ -12,11 +12,18 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from comirec.core import Candidates
+
+
+class Candidates(NamedTuple):
+    """Item ids and scores, row-aligned (the same fields as :class:`comirec.core.Candidates`,
+    defined here so that the specification imports nothing of what it specifies)."""
+
+    items: np.ndarray
+    scores: np.ndarray
 
 # --------------------------------------------------------------------------------------------
 # Aggregation (SPEC §5)
