@@ -18,6 +18,15 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_prints_its_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # a help text with a literal % once made `comirec evaluate --help` raise inside argparse
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: comirec {command}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_help_states_each_default_once(command: str) -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices[command]  # type: ignore[attr-defined]

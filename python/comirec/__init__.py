@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 __all__ = ["Candidates", "aggregate", "from_search", "metrics", "metrics_to_ranx", "__version__"]
 
 
-# -- serving (issue 4): imported on first use, since it needs torch and faiss --
+# -- serving: imported on first use, since it needs torch and faiss --
 def __getattr__(name: str) -> object:
     if name in ("Recommender", "Recommendations", "UnknownItemWarning"):
         from comirec import serving

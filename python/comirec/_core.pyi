@@ -1,5 +1,5 @@
 """Stubs of comirec's native core (private; use :mod:`comirec`). Checked with
-``python -m mypy.stubtest comirec._core`` (tests/test_stubs.py)."""
+``python -m mypy.stubtest comirec._core`` (tests/test_core_boundaries.py)."""
 
 from collections.abc import Sequence
 
@@ -40,7 +40,7 @@ def metrics(
 def _panic_for_test() -> None: ...
 def _forked_from_pool_owner() -> bool: ...
 
-# ===== sampler (issue 3, data layer) =====================================================
+# ===== sampler (the data layer's training and evaluation batches) ========================
 # Callers (comirec.data.sampler) pass C-contiguous arrays of exactly these dtypes.
 
 def sampler_validate_csr(indptr: npt.NDArray[np.int64], n_items: int) -> None: ...

@@ -13,6 +13,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from .core import PROTOCOLS
 from .data.formats import FORMAT_NAMES
 from .models import MODEL_NAMES, spec
 
@@ -62,8 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
             if "default" not in help_text and f.default is not None:  # the help may say it better
                 shown = (",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in f.default) or "none") if isinstance(f.default, tuple) else f.default
                 kwargs["help"] = f"{help_text} (default: {shown})"
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            kwargs["default"] = f.default_factory()  # type: ignore[misc]
+        elif f.default_factory is not dataclasses.MISSING:
+            kwargs["default"] = f.default_factory()
         elif f.name in optional:
             kwargs["default"] = None
         else:
@@ -82,17 +83,18 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
             kwargs["type"] = tp
         else:
             kwargs["type"] = str
+        kwargs["help"] = kwargs["help"].replace("%", "%%")  # argparse formats help with %: a literal % must be doubled
         parser.add_argument(flag, **kwargs)
 
 
 def from_namespace(cls: type[T], ns: argparse.Namespace, **overrides: Any) -> T:
     """Build ``cls`` from the parsed options (and explicit overrides)."""
-    values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if f.init and hasattr(ns, f.name)}
+    values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if f.init and hasattr(ns, f.name)}  # type: ignore[arg-type]
     values.update(overrides)
-    return cls(**values)  # type: ignore[call-arg]
+    return cls(**values)
 
 
-# -- models / training / evaluation (issue 4) --------------------------------------------------
+# -- models / training / evaluation -------------------------------------------------------------
 
 
 
@@ -192,7 +194,7 @@ class TrainConfig:
     patience: int = _field(10, "stop after this many validations without a better Recall@50")
     eval_users: int = _field(0, "validate on the first this many validation users (0 = all)")
     eval_batch_size: int = _field(1024, "users per evaluation batch")
-    protocol: str = _field("standard", "metric formulas for validation", choices=("standard", "comirec"))
+    protocol: str = _field("standard", "metric formulas for validation", choices=PROTOCOLS)
     index: str = _field("Flat", "faiss index factory string for retrieval (Flat = exact; e.g. IVF4096,Flat or HNSW32)")
     nprobe: int = _field(16, "IVF indexes: inverted lists searched per query")
     ef_search: int | None = _field(None, "HNSW indexes: search beam width efSearch (default: faiss's, 16)")
@@ -228,7 +230,7 @@ class EvalConfig:
     split: str = _field("test", "which users to evaluate", choices=("valid", "test"))
     lam: tuple[float, ...] = _field((0.0,), "λ values for the aggregation, comma-separated (inf allowed)")
     n: tuple[int, ...] = _field((20, 50), "list lengths N, comma-separated")
-    protocol: str = _field("standard", "metric formulas: standard, or the authors' (comirec)", choices=("standard", "comirec"))
+    protocol: str = _field("standard", "metric formulas: standard, or the authors' (comirec)", choices=PROTOCOLS)
     json: bool = _field(False, "print one JSON object on stdout and nothing else: λ -> metric -> value as a fraction "
                                "(0-1; the table prints %), and \"units\": \"fraction\"")
     data: str | None = _field(None, "evaluate on this prepared dataset instead of the run's own")
@@ -257,6 +259,12 @@ class EvalConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
+def _shared(cls: type, name: str) -> Any:
+    """A field declared like ``cls``'s field ``name`` (default, help, choices): one definition."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return dataclasses.field(default=f.default, metadata=f.metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class ReproduceConfig:
     """Train all six models on one split and seed; print the paper's Table 3 and Table 5 layouts."""
@@ -272,7 +280,7 @@ class ReproduceConfig:
     models: str = _field("all", "comma-separated models to run (default: all six)")
     lams: tuple[float, ...] = _field((0.0, 0.05, 0.1, 0.15, 0.2, 0.25), "λ values for the Table 5 layout")
     table4_k: tuple[int, ...] = _field((), "also train both ComiRec models with these K (e.g. 2,4,6,8) for the Table 4 layout")
-    protocol: str = _field("standard", "metric formulas of the printed tables (the report holds both)", choices=("standard", "comirec"))
+    protocol: str = _field("standard", "metric formulas of the printed tables (the report holds both)", choices=PROTOCOLS)
     batch_size: int = _field(128, "training batch size")
     maxlen: int = _field(20, "history length")
     interests: int = _field(4, "K for the multi-interest models")
@@ -285,6 +293,16 @@ class ReproduceConfig:
                            "(each seed run counts as one run in --budget-minutes; Table 4 uses the first seed)")
     tune_minutes: float = _field(0.0, "before the final runs, tune each learned model for this many minutes on the "
                                       "validation users (comirec tune) and train it with the chosen configuration (0 = no tuning)")
+    # The other model and training options, defined once in ModelConfig / TrainConfig (same default,
+    # help and choices); every field whose name both have reaches every run (reproduce._base_configs).
+    routing_iters: int = _shared(ModelConfig, "routing_iters")
+    weight_decay: float = _shared(TrainConfig, "weight_decay")
+    loss: str = _shared(TrainConfig, "loss")
+    neg_factor: int = _shared(TrainConfig, "neg_factor")
+    min_hist: int = _shared(TrainConfig, "min_hist")
+    index: str = _shared(TrainConfig, "index")
+    nprobe: int = _shared(TrainConfig, "nprobe")
+    ef_search: int | None = _shared(TrainConfig, "ef_search")
     device: str = _field("auto", "auto, cpu, cuda or cuda:N")
     threads: int = _field(0, "torch CPU threads (0 = auto: 1 on <= 2 cores or a busy machine, else one per core)")
     progress: bool = _field(True, "show progress bars")
@@ -349,7 +367,7 @@ class DemoConfig:
     seed: int = dataclasses.field(default=0, metadata={"help": "random seed"})
 
 
-# ---- data layer (issue 3): `comirec prepare` and `comirec synth` -------------------------------
+# ---- data layer: `comirec prepare` and `comirec synth` ------------------------------------------
 
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numbers
 import operator
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple, overload
 
@@ -26,6 +27,8 @@ from comirec import _core
 __all__ = ["Candidates", "aggregate", "from_search", "metrics", "metrics_to_ranx"]
 
 Protocol = Literal["standard", "comirec"]
+#: The metric protocols (SPEC §6): ``standard``, and the authors' ``comirec``; named only here.
+PROTOCOLS: tuple[str, ...] = typing.get_args(Protocol)
 _INT64_MAX = np.iinfo(np.int64).max
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -271,9 +274,9 @@ def metrics(
     cats_arr = None if cats is None else _ids(cats, "cats", 1, "(item id -> category)")
     ks_list = _ks(ks)
     if not isinstance(protocol, str):
-        raise TypeError(f"protocol: expected 'standard' or 'comirec', got {type(protocol).__name__}")
-    if protocol not in ("standard", "comirec"):  # checked here: a lone surrogate cannot cross into Rust
-        raise ValueError(f"protocol: expected 'standard' or 'comirec', got {protocol!r}")
+        raise TypeError(f"protocol: expected {' or '.join(map(repr, PROTOCOLS))}, got {type(protocol).__name__}")
+    if protocol not in PROTOCOLS:  # checked here: a lone surrogate cannot cross into Rust
+        raise ValueError(f"protocol: expected {' or '.join(map(repr, PROTOCOLS))}, got {protocol!r}")
     table = _core.metrics(recs_arr, indptr, items, cats_arr, ks_list, protocol)
     names = _core.METRIC_NAMES[: 4 if cats_arr is not None else 3]
     width = len(names)

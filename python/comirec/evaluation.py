@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .core import aggregate, metrics
+from .core import PROTOCOLS, aggregate, metrics
 from .interests import build_index, check_lams, check_ns, compute_interests
 from .retrieval import ItemIndex
 
 if TYPE_CHECKING:
-    from .models import InterestModel
+    from .models.base import InterestModel
 
-PROTOCOLS = ("standard", "comirec")
 SPLITS = ("train", "valid", "test")
 
 #: report[protocol][lam][metric] -> value (means over users)

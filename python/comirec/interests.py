@@ -17,7 +17,7 @@ import numpy as np
 from .retrieval import ItemIndex
 
 if TYPE_CHECKING:
-    from .models import InterestModel
+    from .models.base import InterestModel
 
 
 def check_lams(lams: Sequence[float]) -> tuple[float, ...]:

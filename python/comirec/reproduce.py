@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import ModelConfig, ReproduceConfig, TrainConfig
+from .core import PROTOCOLS
 from .models import COMIREC, MODEL_NAMES, PAPER_NAMES
 
 Log = Callable[[str], None]
@@ -25,7 +26,8 @@ def _quiet(text: str) -> None:
     """The default ``log``: progress lines go nowhere (the CLI passes one that prints them)."""
 
 TABLE3_KEYS = ("recall@20", "ndcg@20", "hitrate@20", "recall@50", "ndcg@50", "hitrate@50")
-SYNTH = {"users": 6000, "items": 3000, "categories": 30}
+#: The synthetic dataset reproduce generates when given no data: users, items, categories.
+SYNTH_SIZE = (6000, 3000, 30)
 
 
 def parse_models(text: str) -> tuple[str, ...]:
@@ -77,7 +79,8 @@ def resolve_dataset(cfg: ReproduceConfig, out: Path, log: Log = _quiet) -> Path:
     target = out / "synthetic"
     if not _is_prepared(target):
         log(f"no --data and no $COMIREC_BEAUTY: generating a small SYNTHETIC dataset in {target}")
-        synthesize(SynthConfig(**SYNTH, seed=cfg.seed, out=str(target)))
+        users, items, categories = SYNTH_SIZE
+        synthesize(SynthConfig(users=users, items=items, categories=categories, seed=cfg.seed, out=str(target)))
     return target
 
 
@@ -148,12 +151,22 @@ def run_all(cfg: ReproduceConfig, log: Log = _quiet) -> dict[str, Any]:
     return report
 
 
+#: Same name, another meaning: reproduce's --protocol chooses the printed tables' formulas; the
+#: runs validate (choose their best checkpoint) with TrainConfig's default.
+_NOT_SHARED = ("protocol",)
+
+
 def _base_configs(cfg: ReproduceConfig, data_dir: Path, name: str, minutes: float) -> tuple[ModelConfig, TrainConfig]:
-    """The configuration every model gets (before tuning); ``out`` and ``seed`` are set per run."""
-    return (ModelConfig(model=name, dim=cfg.dim, interests=cfg.interests, maxlen=cfg.maxlen),
-            TrainConfig(data=str(data_dir), out="", max_steps=cfg.max_steps, max_minutes=minutes, batch_size=cfg.batch_size,
-                        lr=cfg.lr, eval_every=cfg.eval_every, patience=cfg.patience, seed=cfg.seed, device=cfg.device,
-                        threads=cfg.threads, progress=cfg.progress))
+    """The configuration every model gets (before tuning): every ModelConfig / TrainConfig field
+    that ReproduceConfig also has, by name (none copied by hand, none dropped); ``out`` and
+    ``seed`` are set per run."""
+    def shared(target: type) -> dict[str, Any]:
+        return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(target)
+                if f.init and hasattr(cfg, f.name) and f.name not in _NOT_SHARED}
+
+    model = shared(ModelConfig)
+    train = {**shared(TrainConfig), "data": str(data_dir), "out": "", "max_minutes": minutes}
+    return ModelConfig(**{**model, "model": name}), TrainConfig(**train)
 
 
 def _apply_tuned(base: tuple[ModelConfig, TrainConfig], params: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
@@ -251,7 +264,7 @@ def _test_per_user(run: Path, ds: Any, device: Any, maxlen: int, lams: tuple[flo
     lams = check_lams(lams)
     index = build_index(model, device)
     parts: dict[str, list[Any]] = {}
-    for _n, lam, p, got in _per_user_batches(model, ds, ds.users("test"), (20, 50), lams, ("standard", "comirec"), maxlen, 1024, device, index):
+    for _n, lam, p, got in _per_user_batches(model, ds, ds.users("test"), (20, 50), lams, PROTOCOLS, maxlen, 1024, device, index):
         for metric, values in got.items():
             parts.setdefault(_key(p, _lam_key(lam), metric), []).append(np.asarray(values, dtype=np.float64))
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
@@ -289,7 +302,7 @@ def summarise(arrays: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
         cell = out.setdefault(p, {}).setdefault(lam_key, {})
         cell[metric] = float(v.mean()) if len(v) else float("nan")
         cell[metric + "_se"] = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-    return {p: {lk: out[p][lk] for lk in sorted(out[p], key=lambda x: float(x))} for p in sorted(out, key=("standard", "comirec").index)}
+    return {p: {lk: out[p][lk] for lk in sorted(out[p], key=lambda x: float(x))} for p in sorted(out, key=PROTOCOLS.index)}
 
 
 def _combine_seeds(entries: list[dict[str, Any]], arrays: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
@@ -323,7 +336,7 @@ def paired_differences(per_user: dict[str, list[dict[str, Any]]], models: list[s
     if not baselines or not ours:
         return {}
     result: dict[str, Any] = {}
-    for protocol in ("standard", "comirec"):
+    for protocol in PROTOCOLS:
         key = _key(protocol, "0.0", "recall@50")
         result[protocol] = {}
         for a in ours:

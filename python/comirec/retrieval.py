@@ -113,7 +113,6 @@ class ItemIndex:
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
                 raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
         self.device = str(device)
-        on_cuda = self.device.startswith("cuda")
         self.backend = resolve_backend(factory, self.device, backend)
         if self.backend.startswith("torch") and ef_search is not None:
             raise ValueError("ef_search: only HNSW indexes have efSearch; the exact torch index has none")

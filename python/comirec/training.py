@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .config import ModelConfig, TrainConfig
+from .core import PROTOCOLS
 from .device import auto_threads, resolve_device
 from .models import build_model
 from .runs import (BEST, CONFIG, ITEMS, LAST, LOG, METRICS, atomic_torch_save, atomic_write_text, load_checkpoint,
@@ -191,7 +192,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_st
             summary = {"best_step": 0, "steps": 0, "train_seconds": 0.0, "train_samples_per_s": None}
         model, _ = load_model(run, device)
         for split in ("valid", "test") if evaluate_test else ("valid",):
-            rep = evaluate_model(model, ds, split=split, ns=(20, 50), protocols=("standard", "comirec"), **eval_kwargs)
+            rep = evaluate_model(model, ds, split=split, ns=(20, 50), protocols=PROTOCOLS, **eval_kwargs)
             summary[split] = report_to_json(rep)
         summary["retrieval"] = retrieval
         summary["units"] = "fraction"  # the metrics are 0-1 (the printed tables are in %)

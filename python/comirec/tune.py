@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import ModelConfig, TrainConfig, TuneConfig
+from .core import PROTOCOLS
 from .models import spec, takes
 
 
@@ -251,7 +252,7 @@ def evaluate_run_test(run: Path, ds: Any, model_cfg: ModelConfig, train_cfg: Tra
 
     device = resolve_device(train_cfg.device)
     model, _ = load_model(run, device)
-    rep = evaluate_model(model, ds, split="test", ns=(20, 50), protocols=("standard", "comirec"), maxlen=model_cfg.maxlen,
+    rep = evaluate_model(model, ds, split="test", ns=(20, 50), protocols=PROTOCOLS, maxlen=model_cfg.maxlen,
                          batch_size=train_cfg.eval_batch_size, device=device, factory=train_cfg.index, stderr=True)
     return report_to_json(rep)
 

@@ -166,8 +166,6 @@ fn _forked_from_pool_owner() -> bool {
 
 type ItemsAndScores<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
 
-/// items (B,K,N) int32|int64, scores (B,K,N) float32, cats 1-D int32|int64 or None (allowed at
-/// lam = 0), lam >= 0 or inf, n >= 1 -> (items (B,n) int64, scores (B,n) float32).
 /// The optional item -> category table of `aggregate` and `metrics`.
 fn categories<'py>(cats: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Ints<'py, Ix1>>> {
     cats.map(|c| {
@@ -180,6 +178,8 @@ fn categories<'py>(cats: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Ints<'py
     .transpose()
 }
 
+/// items (B,K,N) int32|int64, scores (B,K,N) float32, cats 1-D int32|int64 or None (allowed at
+/// lam = 0), lam >= 0 or inf, n >= 1 -> (items (B,n) int64, scores (B,n) float32).
 #[pyfunction]
 #[pyo3(signature = (items, scores, cats, lam, n))]
 fn aggregate<'py>(
@@ -272,7 +272,7 @@ fn metrics<'py>(
 }
 
 // ------------------------------------------------------------------------------------------
-// sampler: training and evaluation batches over CSR sequences (sampler.rs; issue 3, data layer)
+// sampler: training and evaluation batches over CSR sequences (sampler.rs)
 // `comirec.data.sampler` hands over C-contiguous int64 indptr/users/table and int32 items.
 // ------------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ReproduceConfig, from_namespace
+from ..core import PROTOCOLS
 from ..models import PAPER_NAMES
 from ..reproduce import parse_models, render, run_all
 
@@ -26,11 +27,11 @@ def run(args: Any) -> int:
     with OutputLock(out):  # a second reproduce into the same --out fails at once (exit 1)
         report = run_all(cfg, log=lambda text: print(text, file=sys.stderr))
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        md = "\n\n".join(f"## protocol: {p}\n\n" + render(report, p) for p in ("standard", "comirec"))
+        md = "\n\n".join(f"## protocol: {p}\n\n" + render(report, p) for p in PROTOCOLS)
         (out / "report.md").write_text("# comirec reproduce\n\n" + md + "\n")
         plots = write_plots(report, out) if cfg.plot else []
     print(render(report, cfg.protocol))
-    other = next(p for p in ("standard", "comirec") if p != cfg.protocol)
+    other = next(p for p in PROTOCOLS if p != cfg.protocol)
     print(f"\nreport: {out / 'report.json'}, {out / 'report.md'} (both protocols; printed above: {cfg.protocol}, "
           f"--protocol {other} prints the other)" + "".join(f"\nplot: {p}" for p in plots))
     return 0
@@ -42,7 +43,7 @@ def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
     from ..plots import PlotUnavailable, tradeoff_points, write_tradeoff_plot
 
     written = []
-    for p in ("standard", "comirec"):
+    for p in PROTOCOLS:
         curves = {PAPER_NAMES[m]: tradeoff_points(r["test"][p], 50) for m, r in report["models"].items()}
         d = report["dataset"]
         title = f"{d['name'] or d['path']}{' (SYNTHETIC)' if d['synthetic'] else ''}, test users, protocol {p}"

@@ -71,7 +71,8 @@ class _Named:
         import pyarrow as pa
 
         try:
-            return self._stream.read(n)
+            data: bytes = self._stream.read(n)
+            return data
         except (OSError, pa.ArrowException) as exc:
             raise _named_error(exc, self._path) from None
 
@@ -131,7 +132,8 @@ def first_line(path: Path) -> str:
     with open_binary(path) as f:
         head = f.read(1 << 16)
     head = head.removeprefix(b"\xef\xbb\xbf")
-    return head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
+    line: bytes = head.split(b"\n", 1)[0].rstrip(b"\r")
+    return line.decode("utf-8", errors="replace")
 
 
 def preview(text: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from ..config import PrepareConfig
 from . import formats
 from .log import RawLog, reporting_rows
-from .prepared import PreparedDataset, PreparedWriter, load_prepared
+from .prepared import PreparedDataset, PreparedWriter, created_by, load_prepared
 from .protocol import Protocol, apply_protocol, compute_stats
 
 
@@ -69,7 +69,7 @@ def prepare(cfg: PrepareConfig, on_rows: Callable[[int], None] | None = None) ->
                 "eval_cut": "floor(0.8 * len)",
             },
             "stats": stats,
-            "created_by": _version(),
+            "created_by": created_by(),
             "seconds": round(time.perf_counter() - started, 3),
         }
         if cfg.format == "taobao":
@@ -78,7 +78,3 @@ def prepare(cfg: PrepareConfig, on_rows: Callable[[int], None] | None = None) ->
     return load_prepared(cfg.out)
 
 
-def _version() -> str:
-    from .. import __version__
-
-    return f"comirec {__version__}"

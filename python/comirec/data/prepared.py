@@ -150,7 +150,8 @@ def _load_npy(f: Path, mmap: bool) -> np.ndarray:
     if size == 0:
         raise ValueError(f"{f}: empty file (0 bytes); expected a .npy array: the prepared dataset is corrupt, prepare it again")
     try:
-        return np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+        arr: np.ndarray = np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+        return arr
     except (ValueError, EOFError, OSError, SyntaxError, tokenize.TokenError) as exc:
         reason = str(exc)
         if "pickle" in reason:  # numpy's guess for any file that does not start like a .npy
@@ -339,7 +340,7 @@ class ArrayStream:
         if self.written + len(values) > self.length:
             raise ValueError(f"{self.path}: more than the declared {self.length} values")
         try:
-            self._f.write(memoryview(values).cast("B"))
+            self._f.write(values.data.cast("B"))
         except OSError as exc:
             raise write_error(exc, self.shown) from None
         self.written += len(values)
@@ -354,10 +355,10 @@ class ArrayStream:
                 n = min(block, self.written - a)
                 f.seek(self._start + a * size)
                 view = buf[:n]
-                if f.readinto(memoryview(view).cast("B")) != n * size:
+                if f.readinto(view.data.cast("B")) != n * size:
                     raise OSError(f"{self.path}: short read")
                 f.seek(self._start + a * size)
-                f.write(memoryview(np.ascontiguousarray(fn(view), dtype=self.dtype)).cast("B"))
+                f.write(np.ascontiguousarray(fn(view), dtype=self.dtype).data.cast("B"))
             f.seek(0, os.SEEK_END)
         except OSError as exc:
             raise write_error(exc, self.shown) from None
@@ -411,3 +412,10 @@ def format_stats(header: dict[str, Any]) -> str:
             f"{s.get('max_length', 0):>7,}"
         )
     return "\n".join(lines)
+
+
+def created_by() -> str:
+    """The ``created_by`` of a dataset header: this package and its version."""
+    from .. import __version__
+
+    return f"comirec {__version__}"

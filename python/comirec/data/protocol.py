@@ -277,7 +277,8 @@ def read_split_file(path: Path, user_raw: np.ndarray) -> np.ndarray:
             f"{path}: {int(missing.sum())} of the {len(user_raw)} users left after filtering are not in the "
             f"split file (e.g. {examples}); expected every user to be listed"
         )
-    return split_of_row[np.asarray(pos.to_numpy(zero_copy_only=False))].astype(np.int8)
+    split: np.ndarray = split_of_row[np.asarray(pos.to_numpy(zero_copy_only=False))].astype(np.int8)
+    return split
 
 
 def compute_stats(

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..config import SynthConfig
-from .prepared import PreparedDataset, PreparedWriter, load_prepared
+from .prepared import PreparedDataset, PreparedWriter, created_by, load_prepared
 from .protocol import Protocol, compute_stats, draw_split
 
 USER_BLOCK = 1 << 16  # users per random stream: the unit of streaming and of determinism
@@ -65,7 +65,8 @@ def power_law_index(n: np.ndarray, skew: float, u: np.ndarray) -> np.ndarray:
     else:
         e = 1.0 - skew
         x = np.power(np.power(n1, e) * u + (1.0 - u), 1.0 / e)
-    return np.minimum(np.floor(x - 1.0).astype(np.int64), n.astype(np.int64) - 1)
+    index: np.ndarray = np.minimum(np.floor(x - 1.0).astype(np.int64), n.astype(np.int64) - 1)
+    return index
 
 
 def synthesize(cfg: SynthConfig) -> PreparedDataset:
@@ -139,7 +140,7 @@ def synthesize(cfg: SynthConfig) -> PreparedDataset:
                     "eval_cut": "floor(0.8 * len)",
                 },
                 "stats": stats,
-                "created_by": _version(),
+                "created_by": created_by(),
                 "seconds": round(time.perf_counter() - started, 3),
             }
         )
@@ -186,10 +187,7 @@ def _user_block(
     latest = np.maximum.accumulate(np.where(switch, np.arange(total), 0))
     cat = interests[user_of, slot[latest]]
     within = power_law_index(sizes[cat], cfg.item_skew, rng.random(total))
-    return (cat_start[cat] + within).astype(np.int32)
+    items: np.ndarray = (cat_start[cat] + within).astype(np.int32)
+    return items
 
 
-def _version() -> str:
-    from .. import __version__
-
-    return f"comirec {__version__}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -51,7 +52,8 @@ class InterestModel(nn.Module):
 
     def embed_history(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T) ids and (B, T) float mask -> (B, T, d) embeddings, zero on padded positions."""
-        return self.item_emb(history) * mask.unsqueeze(-1)
+        emb: torch.Tensor = self.item_emb(history)
+        return emb * mask.unsqueeze(-1)
 
     def interests(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T) int64 item ids (0 = padding), (B, T) float mask -> (B, K, d) interest vectors."""
@@ -66,16 +68,17 @@ class InterestModel(nn.Module):
         of the item table in one gather (one scatter in the backward pass)."""
         raise NotImplementedError
 
+    def fit_sequences(self, indptr: np.ndarray, items: np.ndarray, users: np.ndarray) -> InterestModel:
+        """A model that is not ``trainable`` is fitted here instead, from the given users' CSR
+        sequences (MostPopular counts them); a trainable one learns by gradient steps."""
+        raise TypeError(f"model {self.name} is trained by gradient steps, not fitted from sequences")
+
     def forward(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.interests(history, mask)
 
     def item_vectors(self) -> torch.Tensor:
         """(n_items, d): the retrieval vectors of items 1..n_items (never the padding row)."""
         return self.item_emb.weight[1:]
-
-    def target_vectors(self, items: torch.Tensor) -> torch.Tensor:
-        """Output-side vectors of the given item ids (the same table as the input side)."""
-        return self.item_emb(items)
 
 
 ALIGNS = ("left", "right")

@@ -33,4 +33,5 @@ class GRU4Rec(InterestModel):
         # Histories are left-aligned, so the output at position len-1 never saw padding: the same
         # state as a packed sequence, without packing. An empty history reads position 0.
         last = (mask.sum(1).long() - 1).clamp(min=0)
-        return out[torch.arange(out.shape[0], device=out.device), last].unsqueeze(1)
+        state: torch.Tensor = out[torch.arange(out.shape[0], device=out.device), last]
+        return state.unsqueeze(1)

@@ -16,4 +16,5 @@ class YouTubeDNN(InterestModel):
 
     def encode(self, his: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         mean = his.sum(1) / (mask.sum(1, keepdim=True) + 1e-9)
-        return self.proj(mean).unsqueeze(1)
+        out: torch.Tensor = self.proj(mean)
+        return out.unsqueeze(1)

@@ -42,7 +42,7 @@ def reference_protocol(
             break
         keep_items, keep_users = new_items, new_users
     kept = [r for r in rows if r[0] in keep_users and r[1] in keep_items]
-    by_user: dict[Any, list[tuple]] = {u: [] for u in users_order if u in keep_users}
+    by_user: dict[Any, list[tuple[Any, ...]]] = {u: [] for u in users_order if u in keep_users}
     for r in kept:
         by_user[r[0]].append(r)
     sequences: dict[Any, list[Any]] = {}
