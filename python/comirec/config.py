@@ -13,7 +13,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
-from .core import PROTOCOLS
+from .core import PROTOCOLS, check_lams
 from .data.formats import FORMAT_NAMES
 from .models import MODEL_NAMES, spec
 
@@ -245,14 +245,10 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _check_index_params(self.nprobe, self.ef_search)
-        for lam in self.lam:
-            if lam != lam or lam < 0:
-                raise ValueError(f"lam (λ) must be >= 0, got {lam}")
+        check_lams(self.lam)
         for n in self.n:
             if n < 1:
                 raise ValueError(f"n (list length N) must be >= 1, got {n}")
-        if not self.lam:
-            raise ValueError("lam: expected at least one value")
         if not self.n:
             raise ValueError("n: expected at least one value")
         if self.batch_size < 1:
@@ -319,9 +315,7 @@ class ReproduceConfig:
         for name in ("max_steps", "batch_size", "maxlen", "interests", "dim", "eval_every", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for lam in self.lams:
-            if lam != lam or lam < 0:
-                raise ValueError(f"lams: λ must be >= 0, got {lam}")
+        check_lams(self.lams, arg="lams")
         for k in self.table4_k:
             if k < 1:
                 raise ValueError(f"table4_k: K must be >= 1, got {k}")

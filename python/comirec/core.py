@@ -13,6 +13,7 @@ The behaviour is specified by :mod:`comirec.reference` (plain Python, same resul
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 import typing
@@ -101,6 +102,34 @@ def _scores(x: Any, shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
     return out
 
 
+def int_array(name: str, a: Any, dtype: Any) -> np.ndarray:
+    """``a`` as a C-contiguous 1-D array of ``dtype``; integer input only, values must fit.
+    (The sampler's inputs; with :func:`int_at_least`, what ``comirec.data.sampler`` passes to the
+    core is coerced here, beside the serving kernels' coercions.)"""
+    arr = np.asarray(a)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        if arr.size:
+            raise TypeError(f"{name}: expected an integer array, got dtype {arr.dtype}")
+        arr = arr.astype(dtype)  # an empty list arrives as float64
+    if arr.dtype != dtype:
+        info = np.iinfo(dtype)
+        if arr.size and (arr.min() < info.min or arr.max() > info.max):
+            raise ValueError(f"{name}: values do not fit {np.dtype(dtype)} (range [{arr.min()}, {arr.max()}])")
+        arr = arr.astype(dtype)
+    return np.ascontiguousarray(arr)
+
+
+def int_at_least(name: str, value: int, minimum: int = 1) -> int:
+    """``value`` as an int, if it is an integer (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    return int(value)
+
+
 def _lam(lam: Any) -> float:
     if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
         raise TypeError(f"lam: expected a real number >= 0 (float('inf') allowed), got {type(lam).__name__}")
@@ -117,6 +146,33 @@ def _positive_int(x: Any, arg: str) -> int:
     if v <= 0 or v > _INT64_MAX:
         raise ValueError(f"{arg}: expected a positive integer, got {v}")
     return v
+
+
+def check_lams(lams: Sequence[float], arg: str = "lam") -> tuple[float, ...]:
+    """Several λ values, each checked as :func:`aggregate` checks one (>= 0, inf allowed), before
+    any work starts; duplicates dropped, order kept. The one Python check of λ's value (the
+    configs and the evaluation and serving paths call it)."""
+    out = []
+    for lam in lams:
+        lam = float(lam)
+        if math.isnan(lam) or lam < 0:
+            raise ValueError(f"{arg} (λ) must be >= 0 (inf allowed), got {lam}")
+        out.append(lam)
+    if not out:
+        raise ValueError(f"{arg}: expected at least one value")
+    return tuple(dict.fromkeys(out))
+
+
+def check_ns(ns: Sequence[int]) -> tuple[int, ...]:
+    """Several list lengths N (integers >= 1), sorted, duplicates dropped."""
+    out = []
+    for n in ns:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n (list length N) must be an integer >= 1, got {n!r}")
+        out.append(int(n))
+    if not out:
+        raise ValueError("n: expected at least one value")
+    return tuple(sorted(set(out)))
 
 
 def aggregate(
@@ -278,20 +334,25 @@ def metrics(
     if protocol not in PROTOCOLS:  # checked here: a lone surrogate cannot cross into Rust
         raise ValueError(f"protocol: expected {' or '.join(map(repr, PROTOCOLS))}, got {protocol!r}")
     table = _core.metrics(recs_arr, indptr, items, cats_arr, ks_list, protocol)
-    names = _core.METRIC_NAMES[: 4 if cats_arr is not None else 3]
-    width = len(names)
+    columns = metric_columns(ks_list, with_diversity=cats_arr is not None)
+    if table.shape[1] != len(columns):  # the core's layout and ours must agree, name for name
+        raise RuntimeError(f"the core returned {table.shape[1]} metric columns, expected {len(columns)}: {columns}")
     if per_user:
-        return {
-            f"{name}@{k}": np.ascontiguousarray(table[:, i * width + j])
-            for i, k in enumerate(ks_list)
-            for j, name in enumerate(names)
-        }
-    means = _means(table, indptr, width)
-    return {f"{name}@{k}": float(means[i * width + j]) for i, k in enumerate(ks_list) for j, name in enumerate(names)}
+        return {name: np.ascontiguousarray(table[:, c]) for c, name in enumerate(columns)}
+    means = _means(table, indptr, columns)
+    return {name: float(means[c]) for c, name in enumerate(columns)}
 
 
-def _means(table: npt.NDArray[np.float64], indptr: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.float64]:
-    """Column means; recall/ndcg/hitrate over users with targets, diversity over all users."""
+def metric_columns(ks: Sequence[int], with_diversity: bool) -> list[str]:
+    """The names of the core's metric table columns, in its order: for each k, each of
+    ``_core.METRIC_NAMES`` (diversity only with categories), as ``"name@k"``."""
+    names = [m for m in _core.METRIC_NAMES if with_diversity or m != "diversity"]
+    return [f"{m}@{k}" for k in ks for m in names]
+
+
+def _means(table: npt.NDArray[np.float64], indptr: npt.NDArray[np.int64], columns: list[str]) -> npt.NDArray[np.float64]:
+    """Column means: diversity over all users (a list has a diversity without targets), the
+    others over the users with targets."""
     users = table.shape[0]
     means = np.full(table.shape[1], np.nan)
     if users == 0:
@@ -301,8 +362,9 @@ def _means(table: npt.NDArray[np.float64], indptr: npt.NDArray[np.int64], width:
     means[:] = table.mean(axis=0) if n_with == users else np.nan
     if 0 < n_with < users:
         means[:] = table[has_targets].mean(axis=0)
-    if width == 4:
-        means[3::4] = table[:, 3::4].mean(axis=0)
+    diversity = np.array([name.startswith("diversity@") for name in columns])
+    if diversity.any():
+        means[diversity] = table[:, diversity].mean(axis=0)
     return means
 
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .core import PROTOCOLS, aggregate, metrics
-from .interests import build_index, check_lams, check_ns, compute_interests
+from .core import PROTOCOLS, aggregate, check_lams, check_ns, metrics
+from .interests import build_index, compute_interests
 from .retrieval import ItemIndex
 
 if TYPE_CHECKING:

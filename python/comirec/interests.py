@@ -1,5 +1,5 @@
 """The recommendation step shared by evaluation and serving: a model's K interests per history,
-the item index they are searched in, and the checks of the step's list lengths and λ values.
+and the item index they are searched in (λ and N are checked by :mod:`comirec.core`, their owner).
 
     interests = compute_interests(model, history, mask)      # (b, K, d)
     cands = build_index(model).search(interests, n)          # top-n per interest (retrieval)
@@ -8,8 +8,6 @@ the item index they are searched in, and the checks of the step's list lengths a
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,29 +16,6 @@ from .retrieval import ItemIndex
 
 if TYPE_CHECKING:
     from .models.base import InterestModel
-
-
-def check_lams(lams: Sequence[float]) -> tuple[float, ...]:
-    out = []
-    for lam in lams:
-        lam = float(lam)
-        if math.isnan(lam) or lam < 0:
-            raise ValueError(f"lam (λ) must be >= 0 (inf allowed), got {lam}")
-        out.append(lam)
-    if not out:
-        raise ValueError("lam: expected at least one value")
-    return tuple(dict.fromkeys(out))
-
-
-def check_ns(ns: Sequence[int]) -> tuple[int, ...]:
-    out = []
-    for n in ns:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n (list length N) must be an integer >= 1, got {n!r}")
-        out.append(int(n))
-    if not out:
-        raise ValueError("n: expected at least one value")
-    return tuple(sorted(set(out)))
 
 
 def compute_interests(model: "InterestModel", history: np.ndarray, mask: np.ndarray, device: Any = "cpu") -> Any:

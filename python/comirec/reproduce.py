@@ -257,7 +257,8 @@ def _test_per_user(run: Path, ds: Any, device: Any, maxlen: int, lams: tuple[flo
     import numpy as np
 
     from .evaluation import _lam_key, _per_user_batches
-    from .interests import build_index, check_lams
+    from .core import check_lams
+    from .interests import build_index
     from .runs import load_model
 
     model, _ = load_model(run, device)

@@ -144,8 +144,8 @@ class Recommender:
         compute: it gets the ``n`` most popular items (ids are ranked by frequency, so ids
         1..n), with NaN scores to mark the fallback, whatever ``lam``. ``recommend([])`` is one
         empty history (1-D results); ``recommend([[]])`` a batch of one."""
-        from .core import aggregate
-        from .interests import check_lams, check_ns, compute_interests
+        from .core import aggregate, check_lams, check_ns
+        from .interests import compute_interests
 
         (n,) = check_ns([n])
         (lam,) = check_lams([lam])

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 from .. import _core
+from ..core import int_array, int_at_least
 
 T = TypeVar("T")
 _MAX_CELLS = 1 << 31  # batch_size * maxlen bound: keeps one batch's buffers allocatable
@@ -41,36 +42,11 @@ class EvalBatch(NamedTuple):
     target_items: np.ndarray  # int64 (target_indptr[-1],)
 
 
-def _int_array(name: str, a: Any, dtype: Any) -> np.ndarray:
-    """``a`` as a C-contiguous 1-D array of ``dtype``; integer input only, values must fit."""
-    arr = np.asarray(a)
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {arr.shape}")
-    if arr.dtype.kind not in "iu":
-        if arr.size:
-            raise TypeError(f"{name}: expected an integer array, got dtype {arr.dtype}")
-        arr = arr.astype(dtype)  # an empty list arrives as float64
-    if arr.dtype != dtype:
-        info = np.iinfo(dtype)
-        if arr.size and (arr.min() < info.min or arr.max() > info.max):
-            raise ValueError(f"{name}: values do not fit {np.dtype(dtype)} (range [{arr.min()}, {arr.max()}])")
-        arr = arr.astype(dtype)
-    return np.ascontiguousarray(arr)
-
-
 def _check_csr(indptr: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
-    ip = _int_array("indptr", indptr, np.int64)
-    it = _int_array("items", items, np.int32)
+    ip = int_array("indptr", indptr, np.int64)
+    it = int_array("items", items, np.int32)
     _core.sampler_validate_csr(ip, len(it))
     return ip, it
-
-
-def _positive(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
-    return int(value)
 
 
 class TrainSampler:
@@ -102,16 +78,16 @@ class TrainSampler:
             items = np.array(items)
         self.indptr, self.items = _check_csr(indptr, items)
         n_users = len(self.indptr) - 1
-        self.batch_size = _positive("batch_size", batch_size)
-        self.maxlen = _positive("maxlen", maxlen)
-        self.min_hist = _positive("min_hist", min_hist)
+        self.batch_size = int_at_least("batch_size", batch_size)
+        self.maxlen = int_at_least("maxlen", maxlen)
+        self.min_hist = int_at_least("min_hist", min_hist)
         if self.batch_size * self.maxlen > _MAX_CELLS:
             raise ValueError(f"batch_size * maxlen: expected at most {_MAX_CELLS}, got {self.batch_size * self.maxlen}")
-        self.seed = _positive("seed", seed, 0)
+        self.seed = int_at_least("seed", seed, 0)
         if self.seed >= 2**64:
             raise ValueError(f"seed: expected an integer below 2**64, got {seed}")
         self.replacement = bool(replacement)
-        users_arr = np.arange(n_users, dtype=np.int64) if users is None else _int_array("users", users, np.int64)
+        users_arr = np.arange(n_users, dtype=np.int64) if users is None else int_array("users", users, np.int64)
         # (start, end, user) of every drawable user: one cache line per drawn row.
         self._table = _core.sampler_drawable_users(self.indptr, users_arr, self.min_hist)
         self.users = np.ascontiguousarray(self._table[2::3])
@@ -129,7 +105,7 @@ class TrainSampler:
 
     def batch(self, step: int) -> TrainBatch:
         """Batch number ``step`` (0 <= step < 2**64): a pure function of (seed, step)."""
-        step = _positive("step", step, 0)
+        step = int_at_least("step", step, 0)
         if step >= 2**64:
             raise ValueError(f"step: expected an integer below 2**64, got {step}")
         return TrainBatch(
@@ -175,9 +151,9 @@ def eval_batches(
     """Evaluation batches for ``users`` in the given order: cut ``k = floor(0.8 * len)``, history =
     the last ``maxlen`` of ``items[:k]``, targets = ``items[k:]`` (CSR, duplicates kept)."""
     ip, it = _check_csr(indptr, items)
-    us = _int_array("users", users, np.int64)
-    maxlen = _positive("maxlen", maxlen)
-    batch_size = _positive("batch_size", batch_size)
+    us = int_array("users", users, np.int64)
+    maxlen = int_at_least("maxlen", maxlen)
+    batch_size = int_at_least("batch_size", batch_size)
     if batch_size * maxlen > _MAX_CELLS:
         raise ValueError(f"batch_size * maxlen: expected at most {_MAX_CELLS}, got {batch_size * maxlen}")
     n_users = len(ip) - 1
@@ -201,7 +177,7 @@ def background(iterable: Iterable[T], depth: int = 2) -> Iterator[T]:
     Exceptions raised by the producer are re-raised in the consumer. Closing the returned
     generator (or dropping it) stops the thread at its next item.
     """
-    depth = _positive("depth", depth)
+    depth = int_at_least("depth", depth)
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
