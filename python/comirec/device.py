@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    import torch
+
+#: Where a model runs: a torch.device, or its name ("cpu", "cuda:0").
+Device = Union["torch.device", str]
 
 
-def resolve_device(spec: str) -> Any:
+def resolve_device(spec: str) -> torch.device:
     import torch
 
     if spec == "auto":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +18,8 @@ from .interests import build_index, compute_interests
 from .retrieval import ItemIndex
 
 if TYPE_CHECKING:
+    from .data.prepared import PreparedDataset
+    from .device import Device
     from .models.base import InterestModel
 
 SPLITS = ("train", "valid", "test")
@@ -37,14 +39,14 @@ def check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
 
 def _per_user_batches(
     model: "InterestModel",
-    dataset: Any,
+    dataset: PreparedDataset,
     users: np.ndarray,
     ns: tuple[int, ...],
     lams: tuple[float, ...],
     protocols: tuple[str, ...],
     maxlen: int,
     batch_size: int,
-    device: Any,
+    device: Device,
     index: ItemIndex,
     on_users: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[int, float, str, dict[str, np.ndarray]]]:
@@ -74,7 +76,7 @@ def _per_user_batches(
 
 def evaluate_model(
     model: "InterestModel",
-    dataset: Any,
+    dataset: PreparedDataset,
     *,
     split: str = "test",
     ns: Sequence[int] = (20, 50),
@@ -82,7 +84,7 @@ def evaluate_model(
     protocols: Sequence[str] = ("standard",),
     maxlen: int = 20,
     batch_size: int = 1024,
-    device: Any = "cpu",
+    device: Device = "cpu",
     factory: str = "Flat",
     index: ItemIndex | None = None,
     max_users: int | None = None,
@@ -144,7 +146,7 @@ def evaluate_model(
 
 def per_user_metrics(
     model: "InterestModel",
-    dataset: Any,
+    dataset: PreparedDataset,
     *,
     split: str = "test",
     n: int = 50,
@@ -152,7 +154,7 @@ def per_user_metrics(
     protocol: str = "standard",
     maxlen: int = 20,
     batch_size: int = 1024,
-    device: Any = "cpu",
+    device: Device = "cpu",
     factory: str = "Flat",
     nprobe: int = 16,
     ef_search: int | None = None,

@@ -8,17 +8,20 @@ and the item index they are searched in (λ and N are checked by :mod:`comirec.c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .retrieval import ItemIndex
 
 if TYPE_CHECKING:
+    import torch
+
+    from .device import Device
     from .models.base import InterestModel
 
 
-def compute_interests(model: "InterestModel", history: np.ndarray, mask: np.ndarray, device: Any = "cpu") -> Any:
+def compute_interests(model: InterestModel, history: np.ndarray, mask: np.ndarray, device: Device = "cpu") -> torch.Tensor:
     """(b, K, d) interests of a batch, in eval mode and without gradients (a torch tensor)."""
     import torch
 
@@ -28,7 +31,7 @@ def compute_interests(model: "InterestModel", history: np.ndarray, mask: np.ndar
         return model.interests(h, m).float()
 
 
-def build_index(model: "InterestModel", device: Any = "cpu", factory: str = "Flat", nprobe: int = 16,
+def build_index(model: InterestModel, device: Device = "cpu", factory: str = "Flat", nprobe: int = 16,
                 ef_search: int | None = None) -> ItemIndex:
     import torch
 

@@ -13,11 +13,15 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .config import ModelConfig, ReproduceConfig, TrainConfig
 from .core import PROTOCOLS
 from .models import COMIREC, MODEL_NAMES, PAPER_NAMES
+
+if TYPE_CHECKING:
+    from .data.prepared import PreparedDataset
+    from .device import Device
 
 Log = Callable[[str], None]
 
@@ -175,7 +179,7 @@ def _apply_tuned(base: tuple[ModelConfig, TrainConfig], params: dict[str, Any]) 
     return apply_params(base[0], base[1], params)
 
 
-def _tune_one(cfg: ReproduceConfig, ds: Any, out: Path, name: str, m_cfg: ModelConfig, t_cfg: TrainConfig, log: Log = _quiet) -> dict[str, Any]:
+def _tune_one(cfg: ReproduceConfig, ds: PreparedDataset, out: Path, name: str, m_cfg: ModelConfig, t_cfg: TrainConfig, log: Log = _quiet) -> dict[str, Any]:
     """``comirec tune`` for one model, on the validation users only (the test users are evaluated
     by the final runs); a finished search in ``OUT/tune/<model>`` is reused."""
     import shutil
@@ -213,7 +217,7 @@ def _same_config(run: Path, m_cfg: ModelConfig, t_cfg: TrainConfig) -> bool:
     return m_old.resolved() == m_cfg.resolved() and compared(t_old) == compared(t_cfg)  # readout auto = what it means
 
 
-def _run_one(ds: Any, device: Any, m_cfg: ModelConfig, t_cfg: TrainConfig, lams: tuple[float, ...], log: Log = _quiet) -> dict[str, Any]:
+def _run_one(ds: PreparedDataset, device: Device, m_cfg: ModelConfig, t_cfg: TrainConfig, lams: tuple[float, ...], log: Log = _quiet) -> dict[str, Any]:
     """Train one model (unless the same run finished before), then evaluate it on the test users
     once: the per-user arrays (saved as ``test_per_user.npz``) give the means, their standard
     errors and the paired differences."""
@@ -251,7 +255,7 @@ def _key(protocol: str, lam_key: str, metric: str) -> str:
     return f"{protocol}|{lam_key}|{metric}"
 
 
-def _test_per_user(run: Path, ds: Any, device: Any, maxlen: int, lams: tuple[float, ...]) -> dict[str, Any]:
+def _test_per_user(run: Path, ds: PreparedDataset, device: Device, maxlen: int, lams: tuple[float, ...]) -> dict[str, Any]:
     """One pass over the test users: per-user arrays for N = 20, 50, every λ and both protocols,
     keyed ``"protocol|λ|metric"``, saved in the run directory."""
     import numpy as np

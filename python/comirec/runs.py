@@ -18,12 +18,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .config import ModelConfig
 from .models import build_model
+
+if TYPE_CHECKING:
+    from .data.prepared import PreparedDataset
+    from .device import Device
+    from .models.base import InterestModel
 
 
 CONFIG = "config.json"
@@ -44,7 +49,7 @@ LOG = "log.jsonl"
 METRICS = "metrics.json"
 
 
-def dataset_identity(ds: Any) -> dict[str, Any]:
+def dataset_identity(ds: PreparedDataset) -> dict[str, Any]:
     header = dict(getattr(ds, "header", {}) or {})
     return {
         "path": str(Path(ds.path).resolve()),
@@ -57,7 +62,7 @@ def dataset_identity(ds: Any) -> dict[str, Any]:
     }
 
 
-def check_same_items(run_items: int, ds: Any, what: str) -> None:
+def check_same_items(run_items: int, ds: PreparedDataset, what: str) -> None:
     if int(ds.n_items) != int(run_items):
         raise ValueError(
             f"{what}: the checkpoint was trained on {run_items} items but dataset {ds.path} has {ds.n_items}: "
@@ -117,7 +122,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text), mode="w")
 
 
-def write_items(run: Path, ds: Any) -> None:
+def write_items(run: Path, ds: PreparedDataset) -> None:
     raw = np.asarray(ds.item_raw)
     if raw.dtype == object:
         raw = raw.astype(str)
@@ -163,7 +168,7 @@ def _subdirs(path: Path) -> list[Path]:
         return []
 
 
-def load_model(run: Path | str, device: Any = "cpu") -> tuple[Any, dict[str, Any]]:
+def load_model(run: Path | str, device: Device = "cpu") -> tuple[InterestModel, dict[str, Any]]:
     """The run's best model (its last checkpoint if no validation happened yet), in eval mode."""
     run = Path(run)
     cfg = load_run_config(run)

@@ -10,11 +10,14 @@ import logging
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from .data._text import escape_unprintable
+
+if TYPE_CHECKING:
+    from .device import Device
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ class Recommender:
     ``comirec.serving`` logger."""
 
     def __init__(self, model: Any, config: dict[str, Any], item_raw: np.ndarray, item_cat: np.ndarray,
-                 device: Any = "cpu", factory: str = "Flat", nprobe: int = 16, ef_search: int | None = None) -> None:
+                 device: Device = "cpu", factory: str = "Flat", nprobe: int = 16, ef_search: int | None = None) -> None:
         from .interests import build_index
 
         self.model = model.eval()

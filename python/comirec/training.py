@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -27,6 +27,11 @@ from .device import auto_threads, resolve_device
 from .models import build_model
 from .runs import (BEST, CONFIG, ITEMS, LAST, LOG, METRICS, atomic_torch_save, atomic_write_text, load_checkpoint,
                    check_same_items, dataset_identity, load_model, load_run_config, write_items)
+
+if TYPE_CHECKING:
+    from .data.prepared import PreparedDataset
+    from .device import Device
+    from .models.base import InterestModel
 
 VALID_METRIC = "recall@50"
 
@@ -90,7 +95,7 @@ def batch_loss(model: Any, loss_fn: Any, history: Any, mask: Any, target: Any, r
     return loss_fn.loss(user, target, target_vec, neg, rows[B * T + B :])
 
 
-def make_optimizer(model: Any, lr: float, device: Any, weight_decay: float = 0.0) -> Any:
+def make_optimizer(model: InterestModel, lr: float, device: Device, weight_decay: float = 0.0) -> Any:
     """Adam (dense, like the authors' TF Adam); with ``weight_decay`` > 0, AdamW: decoupled decay
     (``p -= lr * weight_decay * p`` each step, every parameter, the item table included), not an
     L2 term in the gradient. The fused kernel is ~20x faster than the default per-tensor loop on
@@ -110,7 +115,7 @@ def train(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
     *,
-    dataset: Any = None,
+    dataset: PreparedDataset | None = None,
     on_step: Callable[[int], None] | None = None,
     on_validate: Callable[[int, dict[str, float]], None] | None = None,
     evaluate_test: bool = True,
@@ -152,7 +157,7 @@ def _run_lock(run: Path) -> Any:
         raise write_error(exc, lock.path) from None
 
 
-def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, on_step: Callable[[int], None] | None,
+def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset, device: Device, on_step: Callable[[int], None] | None,
            on_validate: Callable[[int, dict[str, float]], None] | None = None, evaluate_test: bool = True) -> Path:
     import torch
 
@@ -320,7 +325,7 @@ def resume_config(run: Path, model_cfg: ModelConfig | None, cfg: TrainConfig, gi
     return stored_model, TrainConfig(**merged)
 
 
-def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Any) -> tuple[ModelConfig, TrainConfig, Any]:
+def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset) -> tuple[ModelConfig, TrainConfig, Any]:
     if cfg.resume:
         stored = load_run_config(run)
         check_same_items(stored["dataset"]["n_items"], ds, f"--resume {run}")
@@ -367,7 +372,7 @@ class _State:
 class _Trainer:
     """The gradient loop: steps, periodic validation, best/last checkpoints, early stop."""
 
-    def __init__(self, model: Any, model_cfg: ModelConfig, cfg: TrainConfig, ds: Any, device: Any, run: Path,
+    def __init__(self, model: InterestModel, model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset, device: Device, run: Path,
                  validate: Callable[[], dict[str, float]], log: Callable[[dict[str, Any]], None],
                  on_validate: Callable[[int, dict[str, float]], None] | None = None) -> None:
         from .data import TrainSampler

@@ -21,11 +21,14 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .config import ModelConfig, TrainConfig, TuneConfig
 from .core import PROTOCOLS
 from .models import spec, takes
+
+if TYPE_CHECKING:
+    from .data.prepared import PreparedDataset
 
 
 def _trainable(model: str) -> bool:
@@ -135,7 +138,7 @@ def _import_optuna() -> Any:
     return optuna
 
 
-def tune(model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, *, dataset: Any = None,
+def tune(model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, *, dataset: PreparedDataset | None = None,
          evaluate_test: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Search on the validation users; write ``study.db``, ``trials/`` and ``best.json`` into
     ``train_cfg.out``; return the content of ``best.json``. With ``evaluate_test`` the chosen
@@ -161,7 +164,7 @@ def tune(model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, *
         optuna.logging.set_verbosity(verbosity)
 
 
-def _search(optuna: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, space: list[Param], ds: Any,
+def _search(optuna: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, space: list[Param], ds: PreparedDataset,
             out: Path, evaluate_test: bool, say: Callable[[str], None]) -> dict[str, Any]:
     from .training import VALID_METRIC
     from .runs import METRICS
@@ -244,7 +247,7 @@ def _search(optuna: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cf
     return result
 
 
-def evaluate_run_test(run: Path, ds: Any, model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, Any]:
+def evaluate_run_test(run: Path, ds: PreparedDataset, model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, Any]:
     """The chosen run on the test users (both protocols, N = 20 and 50, with standard errors)."""
     from .evaluation import evaluate_model, report_to_json
     from .runs import load_model
