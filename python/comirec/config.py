@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from .core import PROTOCOLS, check_lams
 from .data.formats import FORMAT_NAMES
-from .models import MODEL_NAMES, spec
+from .models import COMIREC, MODEL_NAMES, spec
 
 T = TypeVar("T")
 
@@ -150,7 +150,7 @@ class ModelConfig:
         """``readout`` with ``auto`` resolved for this model."""
         if self.readout != "auto":
             return self.readout
-        return "max" if self.model in ("comirec-sa", "comirec-dr") else "hard"
+        return "max" if self.model in COMIREC else "hard"
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> "ModelConfig":

@@ -292,9 +292,8 @@ def resume_config(run: Path, model_cfg: ModelConfig | None, cfg: TrainConfig, gi
         if name in dataclasses.asdict(stored_model) or name == "model":
             if model_cfg is None:
                 continue
-            old, new = getattr(stored_model, name), getattr(model_cfg, name)
-            if name == "readout":  # "auto" compares as what it resolves to
-                old, new = stored_model.training_readout, model_cfg.training_readout
+            # resolved: a readout "auto" compares as what it means
+            old, new = getattr(stored_model.resolved(), name), getattr(model_cfg.resolved(), name)
         elif name in stored_train:
             old, new = stored_train[name], getattr(cfg, name)
         else:

@@ -128,6 +128,7 @@ def _print_error(text: str) -> None:
     safe = escape_unprintable(text)
     print(safe.encode(encoding, "backslashreplace").decode(encoding), file=sys.stderr)
 
+
 def run(argv: Sequence[str] | None = None) -> None:
     """The ``comirec`` executable: :func:`main`, then exit. After a failure (its one line printed,
     its outputs already cleaned up) the process ends with ``os._exit``: a native thread pool torn
@@ -142,7 +143,3 @@ def run(argv: Sequence[str] | None = None) -> None:
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
-
-
-if __name__ == "__main__":
-    run()
