@@ -129,16 +129,14 @@ def test_every_shared_option_reaches_the_runs() -> None:
     """reproduce's model/training options reach every run by name (loss, neg_factor, routing_iters
     and index were once dropped on the way)."""
     import dataclasses
-    from pathlib import Path
 
-    from comirec.config import ModelConfig, ReproduceConfig, TrainConfig
-    from comirec.reproduce import _NOT_SHARED, _base_configs
+    from comirec.config import NOT_SHARED, ModelConfig, ReproduceConfig, TrainConfig
 
     cfg = ReproduceConfig(out="x", loss="full", neg_factor=3, routing_iters=2, index="HNSW32", nprobe=4, ef_search=40,
                           weight_decay=0.01, min_hist=2, batch_size=64, lr=0.01, dim=16, interests=2, maxlen=7, protocol="comirec")
-    m, t = _base_configs(cfg, Path("d"), "comirec-dr", 3.0)
+    m, t = cfg.run_configs("comirec-dr", "d", 3.0)
     for target, got in ((ModelConfig, m), (TrainConfig, t)):
         for f in dataclasses.fields(target):
-            if hasattr(cfg, f.name) and f.name not in ("data", "out", "model", *_NOT_SHARED):
+            if hasattr(cfg, f.name) and f.name not in ("data", "out", "model", *NOT_SHARED):
                 assert getattr(got, f.name) == getattr(cfg, f.name), f.name
     assert (m.model, t.data, t.max_minutes, t.protocol) == ("comirec-dr", "d", 3.0, "standard")

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from comirec.data import EvalBatch, TrainBatch, TrainSampler, background, eval_batches
+from comirec.data import EvalBatch, TrainBatch, TrainSampler, background, eval_batches, recent_windows
 from comirec.reference import sampler as ref
 
 
@@ -88,6 +88,34 @@ def test_eval_batches_match_reference(data_seed, n_users, maxlen, bs):
         assert got_targets == targets[row : row + n]
         row += n
     assert row == len(users)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data_seed=st.integers(0, 2**32 - 1), n_users=st.integers(0, 30), maxlen=st.integers(1, 10))
+def test_recent_windows_match_reference(data_seed, n_users, maxlen):
+    rng = np.random.default_rng(data_seed)
+    indptr, items = random_csr(rng, n_users, 25)
+    history, mask = recent_windows(indptr, items, maxlen)
+    want_history, want_mask = ref.recent_rows(indptr.tolist(), items.tolist(), maxlen)
+    assert (history.dtype, mask.dtype, history.shape) == (np.int64, np.float32, (n_users, maxlen))
+    assert history.tolist() == want_history
+    assert mask.tolist() == want_mask
+
+
+@pytest.mark.parametrize(
+    "indptr, items, maxlen, exc, match",
+    [
+        ([0, 2, 1], [1, 2], 3, ValueError, "^indptr"),
+        ([0, 2, 5], [1, 2], 3, ValueError, "^indptr"),
+        ([0, 2], [1.5, 2.0], 3, TypeError, "^items: expected an integer array"),
+        ([0, 2], [1, 2**40], 3, ValueError, "^items: values do not fit int32"),
+        ([0, 2], [1, 2], 0, ValueError, "^maxlen: expected an integer >= 1"),
+        ([0, 2], [1, 2], 2.0, TypeError, "^maxlen: expected an integer"),
+    ],
+)
+def test_recent_windows_bad_input_names_the_argument(indptr, items, maxlen, exc, match):
+    with pytest.raises(exc, match=match):
+        recent_windows(indptr, items, maxlen)
 
 
 def test_reference_splitmix_matches_rust_test_vector():

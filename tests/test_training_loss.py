@@ -43,9 +43,9 @@ def test_sampled_loss_equals_dense_masked_softmax() -> None:
     torch.testing.assert_close(neg.log_q.double(), log_q[neg.ids - 1].float().double())
     expect = dense_sampled_loss(user, target, weight, neg.ids, log_q)
     torch.testing.assert_close(got, expect, rtol=1e-6, atol=1e-6)  # neg.log_q is float32
-    # forward() (its own gather) draws the same negatives from the same generator state
-    again = loss_fn(user, target, weight, rng=np.random.default_rng(3))
-    torch.testing.assert_close(again, got)
+    # The same generator state draws the same negatives (exact resumes depend on it).
+    again = loss_fn.draw(np.random.default_rng(3))
+    assert torch.equal(again.ids, neg.ids) and again.num_tries == neg.num_tries
 
 
 def test_accidental_hits_are_removed() -> None:
@@ -65,12 +65,10 @@ def test_accidental_hits_are_removed() -> None:
 
 def test_sampled_loss_with_the_whole_catalogue_is_the_full_softmax() -> None:
     user, target, weight = setup()
-    loss_fn = SampledSoftmaxLoss(N, num_sampled=N)
-    assert loss_fn.exact
+    assert SampledSoftmaxLoss(N, num_sampled=N).exact and make_loss("full", N, 1).exact
+    assert not make_loss("sampled", N, N - 1).exact
     full = torch.nn.functional.cross_entropy(user @ weight[1:].T, target - 1)
-    torch.testing.assert_close(loss_fn(user, target, weight), full)
     torch.testing.assert_close(full_softmax_loss(user, target, weight), full)
-    torch.testing.assert_close(make_loss("full", N, 1)(user, target, weight), full)
     with pytest.raises(ValueError, match="unknown loss"):
         make_loss("bpr", N, 1)
 
@@ -120,7 +118,9 @@ def test_sampled_softmax_training_lowers_the_full_softmax_loss() -> None:
     start = float(full_softmax_loss(user, target, weight).detach())
     for _ in range(200):
         opt.zero_grad()
-        loss_fn(user, target, weight, rng=rng).backward()
+        neg = loss_fn.draw(rng)
+        w = weight[torch.cat([target, neg.ids])]
+        loss_fn.loss(user, target, w[:B], neg, w[B:]).backward()
         opt.step()
     assert float(full_softmax_loss(user, target, weight).detach()) < 0.5 * start
 
@@ -134,10 +134,18 @@ def test_max_readout_scores_each_item_by_its_best_interest() -> None:
     logits = torch.stack([(user[:, k] @ weight[1:].T) for k in range(3)]).amax(0)  # (B, n_items)
     expected = torch.nn.functional.cross_entropy(logits, target - 1)
     torch.testing.assert_close(full_softmax_loss(user, target, weight), expected)
-    # The sampled loss with the whole catalogue as negatives is the same full softmax.
-    loss = SampledSoftmaxLoss(20, 20)
-    assert loss.exact
-    torch.testing.assert_close(loss(user, target, weight), expected)
+    # Training's one path (batch_loss) with the whole catalogue: this full softmax, max readout.
+    from comirec.models import ComiRecSA
+    from comirec.training import batch_loss
+
+    torch.manual_seed(0)
+    model = ComiRecSA(20, dim=8, n_interests=3, maxlen=4)
+    history = torch.tensor([[1, 2, 0, 0], [3, 4, 5, 6], [7, 0, 0, 0], [8, 9, 10, 0], [11, 12, 13, 14]])
+    mask = (history > 0).float()
+    for loss_fn in (make_loss("full", 20, 1), SampledSoftmaxLoss(20, 20)):
+        got = batch_loss(model, loss_fn, history, mask, target, np.random.default_rng(0), readout="max")
+        want = full_softmax_loss(model.interests(history, mask), target, model.item_emb.weight)
+        torch.testing.assert_close(got, want)
 
 
 def test_max_readout_sampled_logits() -> None:

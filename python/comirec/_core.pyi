@@ -18,6 +18,7 @@ __all__ = [
     "sampler_drawable_users",
     "sampler_train_batch",
     "sampler_eval_batch",
+    "sampler_recent_rows",
 ]
 
 METRIC_NAMES: list[str]
@@ -60,3 +61,6 @@ def sampler_train_batch(
 def sampler_eval_batch(
     indptr: npt.NDArray[np.int64], items: npt.NDArray[np.int32], users: npt.NDArray[np.int64], maxlen: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def sampler_recent_rows(
+    indptr: npt.NDArray[np.int64], items: npt.NDArray[np.int32], users: npt.NDArray[np.int64], maxlen: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...

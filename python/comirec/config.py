@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from .core import PROTOCOLS, check_lams
 from .data.formats import FORMAT_NAMES
-from .models import COMIREC, MODEL_NAMES, spec
+from .models import COMIREC, MODEL_NAMES, check_size, spec
 
 T = TypeVar("T")
 
@@ -170,8 +170,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         spec(self.model)  # an unknown name is a ValueError listing the known ones
         for name in ("dim", "interests", "maxlen", "routing_iters"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            check_size(name, getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -261,6 +260,11 @@ def _shared(cls: type, name: str) -> Any:
     return dataclasses.field(default=f.default, metadata=f.metadata)
 
 
+#: ReproduceConfig fields with a ModelConfig / TrainConfig name but another meaning: its
+#: ``protocol`` chooses the printed tables' formulas; the runs validate with TrainConfig's default.
+NOT_SHARED: tuple[str, ...] = ("protocol",)
+
+
 @dataclasses.dataclass(frozen=True)
 class ReproduceConfig:
     """Train all six models on one split and seed; print the paper's Table 3 and Table 5 layouts."""
@@ -290,7 +294,7 @@ class ReproduceConfig:
     tune_minutes: float = _field(0.0, "before the final runs, tune each learned model for this many minutes on the "
                                       "validation users (comirec tune) and train it with the chosen configuration (0 = no tuning)")
     # The other model and training options, defined once in ModelConfig / TrainConfig (same default,
-    # help and choices); every field whose name both have reaches every run (reproduce._base_configs).
+    # help and choices); every field whose name both have reaches every run (run_configs).
     routing_iters: int = _shared(ModelConfig, "routing_iters")
     weight_decay: float = _shared(TrainConfig, "weight_decay")
     loss: str = _shared(TrainConfig, "loss")
@@ -312,13 +316,22 @@ class ReproduceConfig:
             raise ValueError(f"seeds must be >= 1, got {self.seeds}")
         if not self.tune_minutes >= 0:
             raise ValueError(f"tune_minutes must be >= 0, got {self.tune_minutes}")
-        for name in ("max_steps", "batch_size", "maxlen", "interests", "dim", "eval_every", "patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.run_configs(COMIREC[0], data="", minutes=0.0)  # the shared fields, checked by their owners
         check_lams(self.lams, arg="lams")
         for k in self.table4_k:
-            if k < 1:
-                raise ValueError(f"table4_k: K must be >= 1, got {k}")
+            check_size("table4_k: K", k)
+
+    def run_configs(self, model: str, data: str, minutes: float) -> tuple[ModelConfig, TrainConfig]:
+        """The configuration of ``model``'s runs (before tuning): every ModelConfig / TrainConfig
+        field that this config also has, by name (none copied by hand, none dropped; not
+        ``protocol``, which names the printed tables' formulas here), on dataset ``data`` with a
+        budget of ``minutes``; ``out`` and ``seed`` are set per run."""
+        def shared(target: type) -> dict[str, Any]:
+            return {f.name: getattr(self, f.name) for f in dataclasses.fields(target)
+                    if f.init and hasattr(self, f.name) and f.name not in NOT_SHARED}
+
+        train = {**shared(TrainConfig), "data": data, "out": "", "max_minutes": minutes}
+        return ModelConfig(**{**shared(ModelConfig), "model": model}), TrainConfig(**train)
 
 
 @dataclasses.dataclass(frozen=True)

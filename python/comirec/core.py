@@ -1,4 +1,9 @@
-"""Typed facade over the native serving core (``comirec._core``).
+"""Typed facade over the native core (``comirec._core``): the only module that calls it.
+
+Two groups: the serving kernels (:func:`aggregate`, :func:`metrics`), public; and the sampler
+kernels (``csr``, ``drawable_users``, ``train_rows``, ``eval_rows``, ``recent_rows``), which
+:mod:`comirec.data.sampler` wraps in its public API (``TrainSampler``, ``eval_batches``,
+``recent_windows``).
 
 Inputs are coerced here once — dtype (int32/int64 ids kept as they are, other integer widths
 widened, float64 scores rounded to float32), C-contiguity, dimensionality — so the Rust side can
@@ -103,9 +108,7 @@ def _scores(x: Any, shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
 
 
 def int_array(name: str, a: Any, dtype: Any) -> np.ndarray:
-    """``a`` as a C-contiguous 1-D array of ``dtype``; integer input only, values must fit.
-    (The sampler's inputs; with :func:`int_at_least`, what ``comirec.data.sampler`` passes to the
-    core is coerced here, beside the serving kernels' coercions.)"""
+    """``a`` as a C-contiguous 1-D array of ``dtype``; integer input only, values must fit."""
     arr = np.asarray(a)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array, got shape {arr.shape}")
@@ -128,6 +131,43 @@ def int_at_least(name: str, value: int, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
     return int(value)
+
+
+# -- the sampler kernels (SPEC section 2); comirec.data.sampler is their public API ---------------
+
+_I64 = npt.NDArray[np.int64]
+
+
+def csr(indptr: Any, items: Any) -> tuple[_I64, npt.NDArray[np.int32]]:
+    """CSR sequences as the core takes them: int64 ``indptr`` and int32 ``items``, with the offsets
+    checked (``indptr[0] == 0``, non-decreasing, ``indptr[-1] == len(items)``)."""
+    ip = int_array("indptr", indptr, np.int64)
+    it = int_array("items", items, np.int32)
+    _core.sampler_validate_csr(ip, len(it))
+    return ip, it
+
+
+def drawable_users(indptr: _I64, users: Any, min_hist: int) -> _I64:
+    """``[start, end, user, ...]`` of the ``users`` (in order) longer than ``min_hist``."""
+    return _core.sampler_drawable_users(indptr, int_array("users", users, np.int64), min_hist)
+
+
+def train_rows(items: npt.NDArray[np.int32], table: _I64, batch_size: int, maxlen: int, min_hist: int, seed: int,
+               step: int, replacement: bool) -> tuple[_I64, _I64, npt.NDArray[np.float32], _I64]:
+    """(users, history, mask, target) of training batch ``step``: a pure function of (seed, step)."""
+    return _core.sampler_train_batch(items, table, batch_size, maxlen, min_hist, seed, step, replacement)
+
+
+def eval_rows(indptr: _I64, items: npt.NDArray[np.int32], users: _I64,
+              maxlen: int) -> tuple[_I64, npt.NDArray[np.float32], _I64, _I64]:
+    """(history, mask, target_indptr, target_items) of ``users`` cut at ``floor(0.8 * len)``."""
+    return _core.sampler_eval_batch(indptr, items, users, maxlen)
+
+
+def recent_rows(indptr: _I64, items: npt.NDArray[np.int32], users: _I64,
+                maxlen: int) -> tuple[_I64, npt.NDArray[np.float32]]:
+    """(history, mask): the last ``maxlen`` items of each user's whole sequence (no cut)."""
+    return _core.sampler_recent_rows(indptr, items, users, maxlen)
 
 
 def _lam(lam: Any) -> float:

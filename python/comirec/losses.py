@@ -18,13 +18,13 @@ Our ids are 1..n_items ranked by descending frequency (0 = padding), so item ``i
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple, overload
 
 import numpy as np
+import numpy.typing as npt
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 
 class LogUniformSampler:
@@ -40,18 +40,28 @@ class LogUniformSampler:
         self.n_items = int(n_items)
         self._log_range = math.log(self.n_items + 1)
 
-    def prob(self, ids: Any) -> Any:
+    @overload
+    def prob(self, ids: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def prob(self, ids: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
+
+    def prob(self, ids: torch.Tensor | npt.ArrayLike) -> torch.Tensor | npt.NDArray[np.float64]:
         """P(id) for a numpy array or a torch tensor of ids (float64)."""
         if isinstance(ids, torch.Tensor):
             return torch.log1p(1.0 / ids.to(torch.float64)) / self._log_range
         return np.log1p(1.0 / np.asarray(ids, dtype=np.float64)) / self._log_range
 
-    def log_expected_count(self, ids: Any, num_tries: int) -> Any:
+    @overload
+    def log_expected_count(self, ids: torch.Tensor, num_tries: int) -> torch.Tensor: ...
+    @overload
+    def log_expected_count(self, ids: npt.ArrayLike, num_tries: int) -> npt.NDArray[np.float64]: ...
+
+    def log_expected_count(self, ids: torch.Tensor | npt.ArrayLike, num_tries: int) -> torch.Tensor | npt.NDArray[np.float64]:
         """log Q(i) for a unique sample after ``num_tries`` draws: log(1 - (1 - p)^num_tries)."""
         p = self.prob(ids)
         if isinstance(p, torch.Tensor):
             return torch.log(-torch.expm1(num_tries * torch.log1p(-p)))
-        return np.log(-np.expm1(num_tries * np.log1p(-p)))
+        return np.asarray(np.log(-np.expm1(num_tries * np.log1p(-p))), dtype=np.float64)
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` independent draws (with replacement), int64 in [1, n_items]."""
@@ -102,18 +112,17 @@ class Negatives(NamedTuple):
     log_q: torch.Tensor
 
 
-class SampledSoftmaxLoss(nn.Module):
+class SampledSoftmaxLoss:
     """Sampled softmax over the item table (see the module docstring). Row 0 (padding) is never a
-    class. When ``num_sampled`` would cover the catalogue, ``exact`` is True and the full softmax
-    is computed instead (exact, and cheaper there).
+    class. When ``num_sampled`` would cover the catalogue, ``exact`` is True: the caller computes
+    :func:`full_softmax_loss` instead (exact, and cheaper there).
 
-    Training draws the negatives (:meth:`draw`), fetches their rows together with the history and
-    target rows in one gather, then calls :meth:`loss`; ``forward(user, target, weight)`` does the
-    same from the whole table, for callers without such a gather.
+    One path, the training loop's (``comirec.training.batch_loss``): draw the negatives
+    (:meth:`draw`), fetch their rows together with the history and target rows in one gather of
+    the item table, then :meth:`loss`. The loss holds no parameters.
     """
 
     def __init__(self, n_items: int, num_sampled: int, remove_accidental_hits: bool = True) -> None:
-        super().__init__()
         if num_sampled < 1:
             raise ValueError(f"num_sampled must be >= 1, got {num_sampled}")
         self.n_items = int(n_items)
@@ -144,16 +153,6 @@ class SampledSoftmaxLoss(nn.Module):
         hits = (neg.ids.unsqueeze(0) == target.unsqueeze(1)) if self.remove_accidental_hits else None
         return sampled_softmax_from_logits(true_logit, sampled_logits, log_q_true, neg.log_q, hits)
 
-    def forward(
-        self, user: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, rng: np.random.Generator | None = None
-    ) -> torch.Tensor:
-        if self.exact:
-            return full_softmax_loss(user, target, weight)
-        neg = self.draw(rng if rng is not None else np.random.default_rng(), user.device)
-        B = target.shape[0]
-        w = weight[torch.cat([target, neg.ids])]
-        return self.loss(user, target, w[:B], neg, w[B:])
-
 
 def full_softmax_loss(user: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Eq. 9-10 exactly: softmax over all real items 1..n_items (row 0 of ``weight`` excluded).
@@ -162,18 +161,10 @@ def full_softmax_loss(user: torch.Tensor, target: torch.Tensor, weight: torch.Te
     return F.cross_entropy(logits, target - 1)
 
 
-class FullSoftmaxLoss(nn.Module):
-    exact = True
-
-    def forward(
-        self, user: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, rng: np.random.Generator | None = None
-    ) -> torch.Tensor:
-        return full_softmax_loss(user, target, weight)
-
-
-def make_loss(kind: str, n_items: int, num_sampled: int) -> nn.Module:
+def make_loss(kind: str, n_items: int, num_sampled: int) -> SampledSoftmaxLoss:
+    """``sampled``: ``num_sampled`` shared negatives per batch; ``full``: every item (``exact``)."""
     if kind == "sampled":
         return SampledSoftmaxLoss(n_items, num_sampled)
     if kind == "full":
-        return FullSoftmaxLoss()
+        return SampledSoftmaxLoss(n_items, n_items)
     raise ValueError(f"unknown loss {kind!r}: expected 'sampled' or 'full'")

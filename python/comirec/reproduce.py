@@ -122,7 +122,7 @@ def run_all(cfg: ReproduceConfig, log: Log = _quiet) -> dict[str, Any]:
         "config": dataclasses.asdict(cfg), "budget_minutes_per_model": per_model, "seeds": seeds, "models": {}, "table4": {},
         "tuned": {}, "units": "fraction",  # every metric, standard error and difference is 0-1; the tables print %
     }
-    base = {name: _base_configs(cfg, data_dir, name, per_model) for name in models}
+    base = {name: cfg.run_configs(name, str(data_dir), per_model) for name in models}
     if cfg.tune_minutes > 0:
         for name in models:
             if name == "mostpop":  # nothing to tune
@@ -153,24 +153,6 @@ def run_all(cfg: ReproduceConfig, log: Log = _quiet) -> dict[str, Any]:
             by_k[k] = entry
         report["table4"][name] = {str(k): by_k[k] for k in sorted(by_k)}
     return report
-
-
-#: Same name, another meaning: reproduce's --protocol chooses the printed tables' formulas; the
-#: runs validate (choose their best checkpoint) with TrainConfig's default.
-_NOT_SHARED = ("protocol",)
-
-
-def _base_configs(cfg: ReproduceConfig, data_dir: Path, name: str, minutes: float) -> tuple[ModelConfig, TrainConfig]:
-    """The configuration every model gets (before tuning): every ModelConfig / TrainConfig field
-    that ReproduceConfig also has, by name (none copied by hand, none dropped); ``out`` and
-    ``seed`` are set per run."""
-    def shared(target: type) -> dict[str, Any]:
-        return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(target)
-                if f.init and hasattr(cfg, f.name) and f.name not in _NOT_SHARED}
-
-    model = shared(ModelConfig)
-    train = {**shared(TrainConfig), "data": str(data_dir), "out": "", "max_minutes": minutes}
-    return ModelConfig(**{**model, "model": name}), TrainConfig(**train)
 
 
 def _apply_tuned(base: tuple[ModelConfig, TrainConfig], params: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:

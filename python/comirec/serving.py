@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from .data._text import escape_unprintable
+from .data.sampler import recent_windows
 
 if TYPE_CHECKING:
     from .device import Device
@@ -114,20 +115,17 @@ class Recommender:
                 warnings.warn(f"{unknown} unknown raw item id(s) ignored", UnknownItemWarning, stacklevel=3)
         else:
             ids = _as_ids(flat, self.n_items)
-        # Drop unknown / padding ids, then keep each history's last maxlen items (vectorised).
+        # Drop unknown / padding ids; the windows (each history's last maxlen items) are the
+        # sampler's, as in training and evaluation.
         owner = np.repeat(np.arange(len(seqs)), lengths)
         keep = ids > 0
         ids, owner = ids[keep], owner[keep]
         if seen is not None:
             seen.append((ids, owner))
-        counts = np.bincount(owner, minlength=len(seqs))
-        rank_from_end = np.repeat(counts, counts) - (np.arange(ids.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)) - 1
-        recent = rank_from_end < self.maxlen
-        ids, owner, rank_from_end = ids[recent], owner[recent], rank_from_end[recent]
-        kept = np.minimum(counts, self.maxlen)
-        hist = np.zeros((len(seqs), self.maxlen), np.int64)
-        hist[owner, kept[owner] - 1 - rank_from_end] = ids
-        return hist, (hist > 0).astype(np.float32), single
+        indptr = np.zeros(len(seqs) + 1, np.int64)
+        np.cumsum(np.bincount(owner, minlength=len(seqs)), out=indptr[1:])
+        hist, mask = recent_windows(indptr, ids, self.maxlen)
+        return hist, mask, single
 
     # -- recommending -----------------------------------------------------------------------
 

@@ -29,7 +29,10 @@ from .runs import (BEST, CONFIG, ITEMS, LAST, LOG, METRICS, atomic_torch_save, a
                    check_same_items, dataset_identity, load_model, load_run_config, write_items)
 
 if TYPE_CHECKING:
+    import torch
+
     from .data.prepared import PreparedDataset
+    from .losses import SampledSoftmaxLoss
     from .device import Device
     from .models.base import InterestModel
 
@@ -64,8 +67,8 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-def batch_loss(model: Any, loss_fn: Any, history: Any, mask: Any, target: Any, rng: np.random.Generator,
-               readout: str = "hard") -> Any:
+def batch_loss(model: InterestModel, loss_fn: SampledSoftmaxLoss, history: torch.Tensor, mask: torch.Tensor,
+               target: torch.Tensor, rng: np.random.Generator, readout: str = "hard") -> torch.Tensor:
     """The training loss of one batch (eqs. 8-10): interests, readout, (sampled) softmax.
 
     ``readout="hard"`` is eq. 8 (the authors'): the interest nearest the target is scored against
@@ -95,7 +98,7 @@ def batch_loss(model: Any, loss_fn: Any, history: Any, mask: Any, target: Any, r
     return loss_fn.loss(user, target, target_vec, neg, rows[B * T + B :])
 
 
-def make_optimizer(model: InterestModel, lr: float, device: Device, weight_decay: float = 0.0) -> Any:
+def make_optimizer(model: InterestModel, lr: float, device: Device, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Adam (dense, like the authors' TF Adam); with ``weight_decay`` > 0, AdamW: decoupled decay
     (``p -= lr * weight_decay * p`` each step, every parameter, the item table included), not an
     L2 term in the gradient. The fused kernel is ~20x faster than the default per-tensor loop on
@@ -103,12 +106,15 @@ def make_optimizer(model: InterestModel, lr: float, device: Device, weight_decay
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt: Any = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
-    kw: dict[str, Any] = {"weight_decay": weight_decay} if weight_decay > 0 else {}
+    def make(fused: bool | None) -> torch.optim.Optimizer:
+        if weight_decay > 0:
+            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
+        return torch.optim.Adam(params, lr=lr, fused=fused)
+
     try:
-        return opt(params, lr=lr, fused=True, **kw)
+        return make(True)
     except RuntimeError:  # a device without the fused kernel
-        return opt(params, lr=lr, **kw)
+        return make(None)
 
 
 def train(
@@ -405,7 +411,7 @@ class _Trainer:
         target = torch.from_numpy(batch.target).to(self.device, non_blocking=True)
         loss = batch_loss(self.model, self.loss_fn, history, mask, target, rng, self.model_cfg.training_readout)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
         self.optimizer.step()
         return loss.detach()
 

@@ -28,6 +28,11 @@ from .core import PROTOCOLS
 from .models import spec, takes
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial, Trial
+
     from .data.prepared import PreparedDataset
 
 
@@ -115,7 +120,7 @@ def _with_base(p: Param, base: Any) -> Param:
     return dataclasses.replace(p, values=(min(low, base), max(high, base)))
 
 
-def _suggest(trial: Any, p: Param) -> Any:
+def _suggest(trial: Trial, p: Param) -> Any:
     if p.kind == "cat":
         return trial.suggest_categorical(p.name, list(p.values))
     if p.kind == "log":
@@ -130,7 +135,7 @@ def apply_params(model_cfg: ModelConfig, train_cfg: TrainConfig, params: dict[st
     return dataclasses.replace(model_cfg, **m), dataclasses.replace(train_cfg, **t)
 
 
-def _import_optuna() -> Any:
+def _import_optuna() -> ModuleType:
     try:
         import optuna
     except ImportError:
@@ -164,7 +169,7 @@ def tune(model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, *
         optuna.logging.set_verbosity(verbosity)
 
 
-def _search(optuna: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, space: list[Param], ds: PreparedDataset,
+def _search(optuna: ModuleType, model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cfg: TuneConfig, space: list[Param], ds: PreparedDataset,
             out: Path, evaluate_test: bool, say: Callable[[str], None]) -> dict[str, Any]:
     from .training import VALID_METRIC
     from .runs import METRICS
@@ -185,7 +190,7 @@ def _search(optuna: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cf
 
     t_end = time.monotonic() + tune_cfg.minutes * 60.0
 
-    def objective(trial: Any) -> float:
+    def objective(trial: Trial) -> float:
         from .training import train
 
         params = {p.name: _suggest(trial, p) for p in space}
@@ -213,7 +218,7 @@ def _search(optuna: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, tune_cf
         say(f"trial {trial.number}: valid {VALID_METRIC} {100 * value:.3f}%  {fmt_params(params)}")
         return value
 
-    def stop_when_out_of_time(study: Any, trial: Any) -> None:
+    def stop_when_out_of_time(study: Study, trial: FrozenTrial) -> None:
         if t_end - time.monotonic() < MIN_TRIAL_SECONDS:
             study.stop()
 

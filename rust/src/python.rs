@@ -375,6 +375,28 @@ fn sampler_eval_batch<'py>(
     ))
 }
 
+/// Serving rows for `users`: the last `maxlen` items of each whole sequence, (history, mask).
+#[pyfunction]
+fn sampler_recent_rows<'py>(
+    py: Python<'py>,
+    indptr: PyReadonlyArray<'py, i64, Ix1>,
+    items: PyReadonlyArray<'py, i32, Ix1>,
+    users: PyReadonlyArray<'py, i64, Ix1>,
+    maxlen: usize,
+) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>)> {
+    let (ip, it, us) = (
+        slice(&indptr, "indptr")?,
+        slice(&items, "items")?,
+        slice(&users, "users")?,
+    );
+    let b = us.len();
+    let (h, m) = py.detach(|| catch_panic(|| sampler::recent_rows(ip, it, us, maxlen)))?;
+    Ok((
+        PyArray1::from_vec(py, h).reshape([b, maxlen])?,
+        PyArray1::from_vec(py, m).reshape([b, maxlen])?,
+    ))
+}
+
 // ------------------------------------------------------------------------------------------
 // Registration: one line per function / constant.
 // ------------------------------------------------------------------------------------------
@@ -388,6 +410,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sampler_validate_csr, m)?)?;
     m.add_function(wrap_pyfunction!(sampler_drawable_users, m)?)?;
     m.add_function(wrap_pyfunction!(sampler_train_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(sampler_recent_rows, m)?)?;
     m.add_function(wrap_pyfunction!(sampler_eval_batch, m)?)?;
     Ok(())
 }

@@ -528,6 +528,33 @@ pub fn eval_batch(
     })
 }
 
+/// Serving rows for `users`: each history is the last `maxlen` items of the user's whole
+/// sequence (no cut: everything known is history), left-aligned and zero-padded as in training
+/// and evaluation. Returns (history, mask), row-major `(users.len(), maxlen)`.
+pub fn recent_rows(
+    indptr: &[i64],
+    items: &[i32],
+    users: &[i64],
+    maxlen: usize,
+) -> Result<(Vec<i64>, Vec<f32>)> {
+    positive("maxlen", maxlen)?;
+    let mut spans = Vec::with_capacity(users.len());
+    for (pos, &u) in users.iter().enumerate() {
+        let (start, end) = span(indptr, u, pos)?;
+        if end > items.len() {
+            return Err(indptr_error(format!(
+                "expected offsets within len(items) = {}, got {end}",
+                items.len()
+            )));
+        }
+        spans.push((start, end));
+    }
+    history_rows(users.len(), maxlen, |r| {
+        let (start, end) = spans[r];
+        &items[end.saturating_sub(maxlen).max(start)..end]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -716,6 +743,39 @@ mod tests {
         }
         assert!(err(eval_batch(&indptr, &items, &[5], 4))
             .starts_with("users: expected user indices in [0, 5)"));
+    }
+
+    #[test]
+    fn recent_rows_keep_the_last_maxlen_items() {
+        let lens = [5usize, 10, 1, 0, 63];
+        let (indptr, items) = csr(&lens);
+        let users = [4i64, 0, 1, 2, 3, 4];
+        let maxlen = 8;
+        let (h, m) = recent_rows(&indptr, &items, &users, maxlen).unwrap();
+        assert_eq!(
+            (h.len(), m.len()),
+            (users.len() * maxlen, users.len() * maxlen)
+        );
+        for (r, &u) in users.iter().enumerate() {
+            let u = u as usize;
+            let n = lens[u].min(maxlen);
+            for j in 0..maxlen {
+                let want = if j < n {
+                    (1000 * u + lens[u] - n + j) as i64
+                } else {
+                    0
+                };
+                assert_eq!(
+                    (h[r * maxlen + j], m[r * maxlen + j]),
+                    (want, if j < n { 1.0 } else { 0.0 })
+                );
+            }
+        }
+        assert!(err(recent_rows(&indptr, &items, &[-1], 4))
+            .starts_with("users: expected user indices in [0, 5)"));
+        assert!(err(recent_rows(&indptr, &items, &[0], 0)).starts_with("maxlen: "));
+        assert!(err(recent_rows(&indptr, &items, &[0], 1 << 40)).starts_with("maxlen: "));
+        assert!(err(recent_rows(&indptr, &items[..3], &[0], 4)).starts_with("indptr: "));
     }
 
     #[test]

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
+from ..config import EvalConfig
 from ..evaluation import Report, evaluate_model, format_report, report_to_json
 from ..interests import build_index
 
 
-def run(args: Any) -> int:
+def run(args: argparse.Namespace) -> int:
     """``comirec evaluate``: a run's metrics on the valid or test users, one retrieval for all λ."""
     from ..config import EvalConfig, from_namespace
     from ..data import load_prepared
@@ -49,17 +50,17 @@ def run(args: Any) -> int:
         label = " (SYNTHETIC data)" if run_cfg["dataset"].get("synthetic") else ""
         print(format_report(report, f"{name} on {ds.path}{label}, {cfg.split} users, metrics in %"))
     if cfg.plot is not None:
-        _plot_report(report, cfg, name)
+        _plot_report(report, cfg, name, cfg.plot)
     return 0
 
 
-def _plot_report(report: Report, cfg: Any, name: str) -> None:
+def _plot_report(report: Report, cfg: EvalConfig, name: str, where: str) -> None:
     from ..plots import PlotUnavailable, tradeoff_points, write_tradeoff_plot
 
     n = 50 if 50 in cfg.n else max(cfg.n)
     points = tradeoff_points(report_to_json(report)[cfg.protocol], n)
     try:
-        path = write_tradeoff_plot({name: points}, cfg.plot, n=n, title=f"{name}, {cfg.split} users, protocol {cfg.protocol}")
+        path = write_tradeoff_plot({name: points}, where, n=n, title=f"{name}, {cfg.split} users, protocol {cfg.protocol}")
     except PlotUnavailable as exc:
         print(f"--plot: skipped: {exc}", file=sys.stderr)
         return

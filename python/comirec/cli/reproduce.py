@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -14,7 +15,7 @@ from ..models import PAPER_NAMES
 from ..reproduce import parse_models, render, run_all
 
 
-def run(args: Any) -> int:
+def run(args: argparse.Namespace) -> int:
     cfg = from_namespace(ReproduceConfig, args)
     from ..data._writing import OutputLock
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from ..config import ModelConfig, TrainConfig, from_namespace
+from ..data.prepared import PreparedDataset
 from ..runs import CONFIG, METRICS, load_run_config
 
 
-def _prepared_data(path: str) -> Any:
+def _prepared_data(path: str) -> PreparedDataset:
     """The prepared dataset at ``path``; a raw sequences directory (which reproduce prepares on
     the fly) is refused with the ``comirec prepare`` command that makes one of it."""
     from ..data import load_prepared
@@ -33,7 +34,7 @@ def _prepared_data(path: str) -> Any:
                                 f"`{command}`, then pass --data {target}") from None
 
 
-def run(args: Any) -> int:
+def run(args: argparse.Namespace) -> int:
     """``comirec train``: options come from ModelConfig + TrainConfig. With ``--resume`` every
     setting comes from the run's config.json; see :func:`resume_config` for the options given
     again (the parser leaves options that were not given out of ``args``)."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from ..config import ModelConfig, TrainConfig, TuneConfig, from_namespace
 from ..tune import BEST_JSON, fmt_params, tune
 
 
-def run(args: Any) -> int:
+def run(args: argparse.Namespace) -> int:
     """``comirec tune``: ModelConfig + TrainConfig options are the base; TuneConfig the search."""
     model_cfg = from_namespace(ModelConfig, args)
     train_cfg = from_namespace(TrainConfig, args, resume=False)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ._text import DataFormatError
 from .prepared import PreparedDataset, PreparedWriter, load_prepared
-from .sampler import EvalBatch, TrainBatch, TrainSampler, background, eval_batches
+from .sampler import EvalBatch, TrainBatch, TrainSampler, background, eval_batches, recent_windows
 
 __all__ = [
     "DataFormatError",
@@ -28,6 +28,7 @@ __all__ = [
     "as_tensors",
     "background",
     "eval_batches",
+    "recent_windows",
     "load_prepared",
     "prepare",
     "synthesize",

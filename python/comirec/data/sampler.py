@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from .. import _core
+from .. import core
 from ..core import int_array, int_at_least
 
 T = TypeVar("T")
@@ -40,13 +40,6 @@ class EvalBatch(NamedTuple):
     mask: np.ndarray  # float32 (b, maxlen)
     target_indptr: np.ndarray  # int64 (b + 1,)
     target_items: np.ndarray  # int64 (target_indptr[-1],)
-
-
-def _check_csr(indptr: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
-    ip = int_array("indptr", indptr, np.int64)
-    it = int_array("items", items, np.int32)
-    _core.sampler_validate_csr(ip, len(it))
-    return ip, it
 
 
 class TrainSampler:
@@ -76,7 +69,7 @@ class TrainSampler:
             # Sampling reads items at random: from anonymous memory (which numpy backs with huge
             # pages where the kernel allows) it runs ~1.5x faster than from a file map.
             items = np.array(items)
-        self.indptr, self.items = _check_csr(indptr, items)
+        self.indptr, self.items = core.csr(indptr, items)
         n_users = len(self.indptr) - 1
         self.batch_size = int_at_least("batch_size", batch_size)
         self.maxlen = int_at_least("maxlen", maxlen)
@@ -89,7 +82,7 @@ class TrainSampler:
         self.replacement = bool(replacement)
         users_arr = np.arange(n_users, dtype=np.int64) if users is None else int_array("users", users, np.int64)
         # (start, end, user) of every drawable user: one cache line per drawn row.
-        self._table = _core.sampler_drawable_users(self.indptr, users_arr, self.min_hist)
+        self._table = core.drawable_users(self.indptr, users_arr, self.min_hist)
         self.users = np.ascontiguousarray(self._table[2::3])
         if not self.replacement and self.batch_size > len(self.users):
             raise ValueError(
@@ -109,7 +102,7 @@ class TrainSampler:
         if step >= 2**64:
             raise ValueError(f"step: expected an integer below 2**64, got {step}")
         return TrainBatch(
-            *_core.sampler_train_batch(
+            *core.train_rows(
                 self.items,
                 self._table,
                 self.batch_size,
@@ -150,7 +143,7 @@ def eval_batches(
 ) -> Iterator[EvalBatch]:
     """Evaluation batches for ``users`` in the given order: cut ``k = floor(0.8 * len)``, history =
     the last ``maxlen`` of ``items[:k]``, targets = ``items[k:]`` (CSR, duplicates kept)."""
-    ip, it = _check_csr(indptr, items)
+    ip, it = core.csr(indptr, items)
     us = int_array("users", users, np.int64)
     maxlen = int_at_least("maxlen", maxlen)
     batch_size = int_at_least("batch_size", batch_size)
@@ -165,7 +158,19 @@ def eval_batches(
 def _eval_iter(ip: np.ndarray, it: np.ndarray, us: np.ndarray, maxlen: int, batch_size: int) -> Iterator[EvalBatch]:
     for a in range(0, len(us), batch_size):
         chunk = np.ascontiguousarray(us[a : a + batch_size])
-        yield EvalBatch(chunk, *_core.sampler_eval_batch(ip, it, chunk, maxlen))
+        yield EvalBatch(chunk, *core.eval_rows(ip, it, chunk, maxlen))
+
+
+def recent_windows(indptr: Any, items: Any, maxlen: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Serving histories of every CSR row: the last ``maxlen`` items of the whole sequence (no
+    evaluation cut), left-aligned and zero-padded as in training: int64 ``(n, maxlen)`` ids and
+    their float32 mask. What :class:`comirec.serving.Recommender` feeds the model."""
+    ip, it = core.csr(indptr, items)
+    maxlen = int_at_least("maxlen", maxlen)
+    n = len(ip) - 1
+    if n * maxlen > _MAX_CELLS:
+        raise ValueError(f"len(indptr) - 1 times maxlen: expected at most {_MAX_CELLS}, got {n * maxlen}")
+    return core.recent_rows(ip, it, np.arange(n, dtype=np.int64), maxlen)
 
 
 _DONE = object()

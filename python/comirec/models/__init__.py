@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import numbers
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -52,6 +53,22 @@ PAPER_NAMES: dict[str, str] = {s.name: s.paper_name for s in REGISTRY.values()}
 MULTI_INTEREST: frozenset[str] = frozenset(s.name for s in REGISTRY.values() if s.multi_interest)
 #: The paper's own models (Table 5's λ column, Table 4's K): ComiRec-SA and ComiRec-DR.
 COMIREC: tuple[str, ...] = ("comirec-sa", "comirec-dr")
+
+
+#: The sizes every model takes as integers >= 1, checked by :func:`check_size` only.
+SIZES: tuple[str, ...] = ("n_items", "dim", "interests", "maxlen", "routing_iters")
+
+
+def check_size(name: str, value: int) -> int:
+    """``value`` as an int if it is an integer >= 1, else a TypeError/ValueError naming ``name``.
+
+    The one check of a model size (``SIZES``): the model constructors run it, and ModelConfig
+    runs it too, so that a bad ``--interests`` fails before any data is read."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
 
 
 def spec(name: str) -> ModelSpec:
@@ -103,6 +120,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "COMIREC", "MODEL_NAMES", "MULTI_INTEREST", "PAPER_NAMES", "REGISTRY", "ModelSpec", "build_model", "model_class", "spec", "takes",
+    "COMIREC", "MODEL_NAMES", "MULTI_INTEREST", "PAPER_NAMES", "REGISTRY", "SIZES", "ModelSpec", "build_model", "check_size", "model_class",
+    "spec", "takes",
     *_CLASSES,
 ]

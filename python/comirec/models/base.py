@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import check_size
+
 
 def glorot_(t: torch.Tensor) -> torch.Tensor:
     """TF1's default variable initialiser (glorot uniform), which the authors' models rely on."""
@@ -38,15 +40,9 @@ class InterestModel(nn.Module):
 
     def __init__(self, n_items: int, dim: int, n_interests: int) -> None:
         super().__init__()
-        if n_items < 1:
-            raise ValueError(f"n_items must be >= 1, got {n_items}")
-        if dim < 1:
-            raise ValueError(f"dim must be >= 1, got {dim}")
-        if n_interests < 1:
-            raise ValueError(f"interests (K) must be >= 1, got {n_interests}")
-        self.n_items = int(n_items)
-        self.dim = int(dim)
-        self.n_interests = int(n_interests)
+        self.n_items = check_size("n_items", n_items)
+        self.dim = check_size("dim", dim)
+        self.n_interests = check_size("interests", n_interests)
         self.item_emb = nn.Embedding(self.n_items + 1, self.dim)
         glorot_(self.item_emb.weight)
 

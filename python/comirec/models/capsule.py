@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 
+from . import check_size
 from .base import InterestModel, check_align, dense, right_align
 
 
@@ -95,15 +96,13 @@ class ComiRecDR(InterestModel):
         align: str = "left",
     ) -> None:
         super().__init__(n_items, dim, n_interests)
-        if maxlen < 1:
-            raise ValueError(f"maxlen must be >= 1, got {maxlen}")
         if dr_map not in DR_MAPS:
             raise ValueError(f"dr_map must be one of {', '.join(DR_MAPS)}, got {dr_map!r}")
         if dr_init not in DR_INITS:
             raise ValueError(f"dr_init must be one of {', '.join(DR_INITS)}, got {dr_init!r}")
         check_align(align)
-        self.maxlen = int(maxlen)
-        self.routing_iters = int(routing_iters)
+        self.maxlen = check_size("maxlen", maxlen)
+        self.routing_iters = check_size("routing_iters", routing_iters)
         self.dr_map = dr_map
         self.align = align
         positions = self.maxlen if dr_map == "position" else 1
@@ -159,8 +158,8 @@ class MIND(InterestModel):
 
     def __init__(self, n_items: int, dim: int = 64, n_interests: int = 4, maxlen: int = 20, routing_iters: int = 3, mind_relu: bool = True) -> None:
         super().__init__(n_items, dim, n_interests)
-        self.maxlen = int(maxlen)
-        self.routing_iters = int(routing_iters)
+        self.maxlen = check_size("maxlen", maxlen)
+        self.routing_iters = check_size("routing_iters", routing_iters)
         self.bilinear = dense(dim, dim)
         # tf.layers.dense(bias_initializer=None) leaves the bias on TF's default glorot initialiser.
         bound = math.sqrt(6.0 / (2 * dim))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import check_size
 from .base import InterestModel, check_align, dense, glorot_, right_align
 
 # The authors' mask value: large and finite, so an all-padding row gives a uniform (not NaN) softmax.
@@ -23,7 +24,7 @@ class ComiRecSA(InterestModel):
     def __init__(self, n_items: int, dim: int = 64, n_interests: int = 4, maxlen: int = 20, align: str = "left") -> None:
         super().__init__(n_items, dim, n_interests)
         check_align(align)
-        self.maxlen = int(maxlen)
+        self.maxlen = check_size("maxlen", maxlen)
         self.align = align
         self.pos_emb = nn.Parameter(glorot_(torch.empty(self.maxlen, dim)))
         self.w1 = dense(dim, 4 * dim)

@@ -113,3 +113,13 @@ def eval_rows(
     return history, mask, targets
 
 
+def recent_rows(indptr: Sequence[int], items: Sequence[int], maxlen: int) -> tuple[list[list[int]], list[list[float]]]:
+    """(history rows, mask rows) of every user for serving: the last ``maxlen`` items of the whole
+    sequence (no evaluation cut)."""
+    history, mask = [], []
+    for u in range(len(indptr) - 1):
+        seq = list(items[indptr[u] : indptr[u + 1]])
+        hist = seq[max(0, len(seq) - maxlen) :]
+        history.append(hist + [0] * (maxlen - len(hist)))
+        mask.append([1.0] * len(hist) + [0.0] * (maxlen - len(hist)))
+    return history, mask
