@@ -204,10 +204,13 @@ class TrainConfig:
     progress: bool = _field(True, "show a progress bar")
     tensorboard: str | None = _field(None, "also log every log.jsonl record to TensorBoard event files in this directory "
                                            "(needs tensorboard: the tensorboard extra)")
+    nproc_per_node: int = _field(1, "data-parallel training processes on this machine: P > 1 starts torchrun with P ranks "
+                                    "(gloo on CPU, NCCL on CUDA; --batch-size is the global batch, split over the ranks). "
+                                    "Under torchrun (torchrun -m comirec train) its ranks are used and this is ignored")
 
     def __post_init__(self) -> None:
         _check_index_params(self.nprobe, self.ef_search)
-        for name in ("max_steps", "batch_size", "neg_factor", "eval_every", "patience", "eval_batch_size"):
+        for name in ("max_steps", "batch_size", "neg_factor", "eval_every", "patience", "eval_batch_size", "nproc_per_node"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("min_hist", "eval_users", "threads"):

@@ -26,6 +26,13 @@ def resolve_device(spec: str) -> torch.device:
     raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {spec!r}")
 
 
+def as_torch_device(device: Device) -> torch.device:
+    """``device`` as a torch.device (a name such as ``"cuda:0"`` is parsed)."""
+    import torch
+
+    return device if isinstance(device, torch.device) else torch.device(device)
+
+
 def auto_threads() -> int:
     """CPU threads for training when none are given: 1 on machines of up to 2 cores or when the
     other cores are already busy (1-minute load average, read once before training starts),

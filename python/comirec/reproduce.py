@@ -182,7 +182,7 @@ def _tune_one(cfg: ReproduceConfig, ds: PreparedDataset, out: Path, name: str, m
 
 
 # Options that do not change what a run computes: a finished run with the same others is reused.
-_NOT_COMPARED = ("out", "progress", "device", "threads", "resume")
+_NOT_COMPARED = ("out", "progress", "device", "threads", "resume", "nproc_per_node")
 
 
 def _same_config(run: Path, m_cfg: ModelConfig, t_cfg: TrainConfig) -> bool:

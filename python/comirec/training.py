@@ -23,6 +23,8 @@ import numpy as np
 
 from .config import ModelConfig, TrainConfig
 from .core import PROTOCOLS
+from . import distributed
+from .device import as_torch_device as torch_device
 from .device import auto_threads, resolve_device
 from .models import build_model
 from .runs import (BEST, CONFIG, ITEMS, LAST, LOG, METRICS, atomic_torch_save, atomic_write_text, load_checkpoint,
@@ -98,6 +100,22 @@ def batch_loss(model: InterestModel, loss_fn: SampledSoftmaxLoss, history: torch
     return loss_fn.loss(user, target, target_vec, neg, rows[B * T + B :])
 
 
+def _loss_module(model: InterestModel, loss_fn: SampledSoftmaxLoss, readout: str) -> torch.nn.Module:
+    """:func:`batch_loss` as a module whose parameters are the model's: what
+    DistributedDataParallel wraps (its gradient hooks need the forward pass to go through it)."""
+    from torch import nn
+
+    class BatchLoss(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, history: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+            return batch_loss(self.model, loss_fn, history, mask, target, rng, readout)
+
+    return BatchLoss()
+
+
 def make_optimizer(model: InterestModel, lr: float, device: Device, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Adam (dense, like the authors' TF Adam); with ``weight_decay`` > 0, AdamW: decoupled decay
     (``p -= lr * weight_decay * p`` each step, every parameter, the item table included), not an
@@ -136,15 +154,21 @@ def train(
     from .data import load_prepared
 
     ds = dataset if dataset is not None else load_prepared(cfg.data)
-    device = resolve_device(cfg.device)
+    world = distributed.world_from_env()  # torchrun's ranks; one process without it
+    distributed.check_batch(world, cfg.batch_size)
+    device = distributed.rank_device(world, resolve_device(cfg.device))
     threads_before = torch.get_num_threads()
     if device.type == "cpu":
-        torch.set_num_threads(cfg.threads or auto_threads())
+        torch.set_num_threads(cfg.threads or max(1, auto_threads() // world.local_size))
+    started = distributed.init(world, device)
     try:
-        with _run_lock(Path(cfg.out)):  # one writer per run directory
-            return _train(model_cfg, cfg, ds, device, on_step, on_validate, evaluate_test)
+        # One writer per run directory: rank 0 writes it, the other ranks only read it.
+        with _run_lock(Path(cfg.out)) if world.main else contextlib.nullcontext():
+            return _train(model_cfg, cfg, ds, device, on_step, on_validate, evaluate_test, world)
     finally:
         torch.set_num_threads(threads_before)  # a library call leaves the process as it found it
+        if started:
+            distributed.shutdown()
 
 
 def _run_lock(run: Path) -> Any:
@@ -164,23 +188,31 @@ def _run_lock(run: Path) -> Any:
 
 
 def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset, device: Device, on_step: Callable[[int], None] | None,
-           on_validate: Callable[[int, dict[str, float]], None] | None = None, evaluate_test: bool = True) -> Path:
+           on_validate: Callable[[int, dict[str, float]], None] | None = None, evaluate_test: bool = True,
+           world: distributed.World = distributed.World()) -> Path:
     import torch
 
     from .evaluation import evaluate_model, report_to_json
     from .retrieval import resolve_backend
 
     run = Path(cfg.out)
-    model_cfg, cfg, resume_state = _prepare_run(run, model_cfg, cfg, ds)
+    if not world.distributed:
+        model_cfg, cfg, resume_state = _prepare_run(run, model_cfg, cfg, ds)
+    else:  # rank 0 creates (or reads) the run; every rank then reads the same resume state
+        model_cfg, cfg, has_state = distributed.from_main(world, lambda: _prepare_run(run, model_cfg, cfg, ds, state=False))
+        resume_state = load_checkpoint(run / LAST) if has_state else None
 
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg, ds.n_items).to(device)
     eval_kwargs: dict[str, Any] = dict(maxlen=model_cfg.maxlen, batch_size=cfg.eval_batch_size, device=device, factory=cfg.index,
                                        nprobe=cfg.nprobe, ef_search=cfg.ef_search)
     retrieval = {"backend": resolve_backend(cfg.index, str(device)), "factory": cfg.index, "nprobe": cfg.nprobe, "ef_search": cfg.ef_search}
-    with _LogFile(run / LOG) as log_f, _tensorboard(cfg.tensorboard) as tb:
+    with _LogFile(run / LOG) if world.main else contextlib.nullcontext() as log_f, \
+            _tensorboard(cfg.tensorboard if world.main else None) as tb:
 
         def log(record: dict[str, Any]) -> None:
+            if log_f is None:
+                return  # ranks other than 0 write nothing
             log_f.write(json.dumps(record) + "\n")
             if tb is not None:
                 tb(record)
@@ -192,7 +224,13 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset, device
             return rep[cfg.protocol][0.0]
 
         if model.trainable:
-            summary = _Trainer(model, model_cfg, cfg, ds, device, run, validate, log, on_validate).fit(resume_state, on_step)
+            trainer = _Trainer(model, model_cfg, cfg, ds, device, run, validate, log, on_validate, world)
+            summary = trainer.fit(resume_state, on_step)
+            if not world.main:
+                distributed.barrier(world)  # rank 0 evaluates the best checkpoint and writes metrics.json
+                return run
+        elif world.distributed:
+            raise ValueError(f"model {model_cfg.model} is fitted by counting, not by gradient steps: train it in one process")
         else:
             model.fit_sequences(ds.indptr, ds.items, ds.users("train"))
             atomic_torch_save(model.state_dict(), run / BEST)
@@ -209,11 +247,13 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset, device
         summary["units"] = "fraction"  # the metrics are 0-1 (the printed tables are in %)
         atomic_write_text(run / METRICS, json.dumps(summary, indent=2) + "\n")
         log({"event": "done", "steps": summary["steps"], "best_step": summary["best_step"]})
+    distributed.barrier(world)
     return run
 
 
 # Options that may change when a run is resumed; everything else comes from the stored config.
-_RESUMABLE = ("max_steps", "max_minutes", "patience", "progress", "device", "threads", "resume", "out", "data", "tensorboard")
+_RESUMABLE = ("max_steps", "max_minutes", "patience", "progress", "device", "threads", "resume", "out", "data", "tensorboard",
+              "nproc_per_node")
 # Of those, the ones that change the run's length: a new value is written back to config.json.
 EXTENDABLE = ("max_steps", "max_minutes", "patience")
 # What a killed `comirec train` may leave before it wrote config.json: a new run may start there.
@@ -317,7 +357,7 @@ def resume_config(run: Path, model_cfg: ModelConfig | None, cfg: TrainConfig, gi
     if refused:
         raise ValueError(
             f"--resume {run}: {'; '.join(refused)}: --resume takes every setting from {run / CONFIG}; only "
-            "--max-steps, --max-minutes, --patience, --device, --threads, --progress and --tensorboard may change "
+            "--max-steps, --max-minutes, --patience, --device, --threads, --progress, --tensorboard and --nproc-per-node may change "
             "(start a new run with another --out to change the others)"
         )
     merged = {k: v for k, v in stored_train.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
@@ -330,7 +370,9 @@ def resume_config(run: Path, model_cfg: ModelConfig | None, cfg: TrainConfig, gi
     return stored_model, TrainConfig(**merged)
 
 
-def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset) -> tuple[ModelConfig, TrainConfig, Any]:
+def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset, state: bool = True) -> tuple[ModelConfig, TrainConfig, Any]:
+    """Create the run directory (or, resuming, read it): the model and training configs the run
+    has, and its resume state (``state=False``: whether it has one)."""
     if cfg.resume:
         stored = load_run_config(run)
         check_same_items(stored["dataset"]["n_items"], ds, f"--resume {run}")
@@ -342,8 +384,9 @@ def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Prepar
             atomic_write_text(run / CONFIG, json.dumps(stored, indent=2) + "\n")
         if not (run / ITEMS).is_file():  # killed between config.json and items.npz
             write_items(run, ds)
-        state = load_checkpoint(run / LAST) if (run / LAST).is_file() else None
-        return model_cfg, cfg, state
+        if not state:
+            return model_cfg, cfg, (run / LAST).is_file()
+        return model_cfg, cfg, load_checkpoint(run / LAST) if (run / LAST).is_file() else None
     if run.exists() and (not run.is_dir() or set(os.listdir(run)) - _CREATION_LEFTOVERS):
         raise FileExistsError(f"run directory {run} already exists and is not empty (pass --resume to continue it, or choose another --out)")
     try:
@@ -356,7 +399,7 @@ def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Prepar
     config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "dataset": dataset_identity(ds)}
     write_items(run, ds)
     atomic_write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")  # last: it marks the run as created
-    return model_cfg, cfg, None
+    return model_cfg, cfg, None if state else False
 
 
 @dataclasses.dataclass
@@ -379,16 +422,27 @@ class _Trainer:
 
     def __init__(self, model: InterestModel, model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset, device: Device, run: Path,
                  validate: Callable[[], dict[str, float]], log: Callable[[dict[str, Any]], None],
-                 on_validate: Callable[[int, dict[str, float]], None] | None = None) -> None:
+                 on_validate: Callable[[int, dict[str, float]], None] | None = None,
+                 world: distributed.World = distributed.World()) -> None:
         from .data import TrainSampler
         from .losses import make_loss
 
         self.model, self.cfg, self.model_cfg, self.device, self.run = model, cfg, model_cfg, device, run
-        self.validate, self.log, self.on_validate = validate, log, on_validate
+        self.validate, self.log, self.on_validate, self.world = validate, log, on_validate, world
         self.optimizer = make_optimizer(model, cfg.lr, device, cfg.weight_decay)
+        # The negatives of the global batch: with P ranks, every rank draws the same ones.
         self.loss_fn = make_loss(cfg.loss, ds.n_items, cfg.neg_factor * cfg.batch_size)
         self.sampler = TrainSampler(ds.indptr, ds.items, users=ds.users("train"), batch_size=cfg.batch_size,
                                     maxlen=model_cfg.maxlen, min_hist=cfg.min_hist, seed=cfg.seed)
+        self.ddp: Any = None
+        if world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            rows = world.rows(cfg.batch_size)
+            model.batch_rows = (rows.start, cfg.batch_size)
+            dev = torch_device(device)
+            self.ddp = DistributedDataParallel(_loss_module(model, self.loss_fn, model_cfg.training_readout),
+                                               device_ids=[dev.index] if dev.type == "cuda" else None)
         self.st = _State()
 
     def save_last(self) -> None:
@@ -403,48 +457,61 @@ class _Trainer:
     def step(self, step: int) -> Any:
         import torch
 
-        torch.manual_seed(_step_seed(self.cfg.seed, step))  # MIND's random routing logits
-        rng = np.random.default_rng([self.cfg.seed, step])  # the negatives
+        # MIND's and ComiRec-DR's random routing logits, per step (with P ranks, each takes its rows
+        # of the global batch's draw: model.batch_rows)
+        torch.manual_seed(_step_seed(self.cfg.seed, step))
+        rng = np.random.default_rng([self.cfg.seed, step])  # the negatives: the same on every rank
         batch = self.sampler.batch(step)
-        history = torch.from_numpy(batch.history).to(self.device, non_blocking=True)
-        mask = torch.from_numpy(batch.mask).to(self.device, non_blocking=True)
-        target = torch.from_numpy(batch.target).to(self.device, non_blocking=True)
-        loss = batch_loss(self.model, self.loss_fn, history, mask, target, rng, self.model_cfg.training_readout)
+        rows = self.world.rows(self.cfg.batch_size) if self.world.distributed else slice(None)
+        history = torch.from_numpy(batch.history[rows]).to(self.device, non_blocking=True)
+        mask = torch.from_numpy(batch.mask[rows]).to(self.device, non_blocking=True)
+        target = torch.from_numpy(batch.target[rows]).to(self.device, non_blocking=True)
+        if self.ddp is not None:  # DDP averages the ranks' gradients in the backward pass
+            loss = self.ddp(history, mask, target, rng)
+        else:
+            loss = batch_loss(self.model, self.loss_fn, history, mask, target, rng, self.model_cfg.training_readout)
         self.optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         self.optimizer.step()
         return loss.detach()
 
     def checkpoint(self, mean_loss: float | None) -> float:
-        """Validate; keep the best model; save the resumable state; log. Returns Recall@50."""
+        """Validate; keep the best model; save the resumable state; log. Returns Recall@50.
+        With several ranks, rank 0 does it and the others take its counters."""
         st = self.st
-        metrics = self.validate()
-        value = metrics[VALID_METRIC]
-        if value > st.best:
-            st.best, st.best_step, st.bad = value, st.step, 0
-            atomic_torch_save(self.model.state_dict(), self.run / BEST)
-        else:
-            st.bad += 1
-        self.save_last()
-        self.log({"step": st.step, "loss": mean_loss, "valid": metrics, "best": st.best, "best_step": st.best_step,
-                  "elapsed_s": round(st.elapsed, 3), "train_samples_per_s": round(st.rate(self.cfg.batch_size), 1)})
+
+        def validate_and_save() -> tuple[dict[str, float], float, int, int]:
+            metrics = self.validate()
+            value = metrics[VALID_METRIC]
+            if value > st.best:
+                st.best, st.best_step, st.bad = value, st.step, 0
+                atomic_torch_save(self.model.state_dict(), self.run / BEST)
+            else:
+                st.bad += 1
+            self.save_last()
+            self.log({"step": st.step, "loss": mean_loss, "valid": metrics, "best": st.best, "best_step": st.best_step,
+                      "elapsed_s": round(st.elapsed, 3), "train_samples_per_s": round(st.rate(self.cfg.batch_size), 1)})
+            return metrics, st.best, st.best_step, st.bad
+
+        metrics, st.best, st.best_step, st.bad = distributed.from_main(self.world, validate_and_save)
         self.model.train()
         if self.on_validate is not None:
             self.on_validate(st.step, metrics)
-        return value
+        return metrics[VALID_METRIC]
 
     def fit(self, resume_state: dict[str, Any] | None, on_step: Callable[[int], None] | None) -> dict[str, Any]:
         if resume_state is not None:
             self.restore(resume_state)
         reason = self._loop(on_step)
         st, cfg = self.st, self.cfg
-        self.save_last()
+        if self.world.main:
+            self.save_last()
         self.log({"event": "stopped", "reason": reason, "step": st.step, "elapsed_s": round(st.elapsed, 3)})
         if reason == "interrupted":
             print(f"interrupted at step {st.step}: checkpoint saved in {self.run}; continue with: "
                   f"comirec train --data {cfg.data} --out {self.run} --resume", file=sys.stderr)
             raise KeyboardInterrupt
-        if not (self.run / BEST).is_file():  # stopped before any validation (a tiny time budget)
+        if distributed.from_main(self.world, lambda: not (self.run / BEST).is_file()):  # stopped before any validation
             self.checkpoint(None)
         import torch
 
@@ -458,7 +525,8 @@ class _Trainer:
         cfg, st = self.cfg, self.st
         budget = cfg.max_minutes * 60.0 if cfg.max_minutes > 0 else math.inf
         loss_sum, loss_n, last_valid = 0.0, 0, "–"  # no validation yet
-        bar = tqdm(total=cfg.max_steps, initial=st.step, disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr, desc=self.model_cfg.model)
+        bar = tqdm(total=cfg.max_steps, initial=st.step, disable=not (cfg.progress and self.world.main), dynamic_ncols=True, file=sys.stderr,
+                   desc=self.model_cfg.model)
         self.model.train()
         t_start = time.perf_counter() - st.elapsed
         try:
@@ -481,10 +549,10 @@ class _Trainer:
                         bar.set_postfix(loss=f"{mean_loss:.4f}", val_r50=last_valid)  # shown at once
                         loss_sum, loss_n = 0.0, 0
                     st.elapsed = time.perf_counter() - t_start
-                    if stop.set:
-                        return "interrupted"
-                    if st.elapsed >= budget:
-                        return "max_minutes"
+                    local = "interrupted" if stop.set else "max_minutes" if st.elapsed >= budget and self.world.main else None
+                    reason = distributed.stop_reason(self.world, local, torch_device(self.device)) if self.world.distributed else local
+                    if reason is not None:
+                        return reason
             return "patience" if st.bad >= cfg.patience else "max_steps"
         finally:
             bar.close()

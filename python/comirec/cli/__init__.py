@@ -41,7 +41,7 @@ COMMANDS: dict[str, Command] = {
                          "reproduce"),
     "tune": Command("search hyper-parameters on the validation users (Optuna); evaluate the chosen run on test once",
                     ("ModelConfig", "TrainConfig", "TuneConfig"), "tune",
-                    skip=("resume", "tensorboard"),  # trials log to their own log.jsonl
+                    skip=("resume", "tensorboard", "nproc_per_node"),  # trials log to their own log.jsonl; one process
                     helps=(("out", "study directory to create: study.db, best.json, trials/NNN (one run per trial)"),
                            ("max_minutes", "wall-clock cap of one trial in minutes (default 0: the search's remaining time)"))),
     "demo": Command("aggregate + metrics on generated candidates: the λ accuracy/diversity trade-off", ("DemoConfig",), "demo"),
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(argv) if argv is not None else sys.argv[1:]  # what `train --nproc-per-node` passes to torchrun
     if not getattr(args, "_target", None):
         parser.print_help()
         return 2

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -60,7 +62,14 @@ def run(args: argparse.Namespace) -> int:
 
     ds = _prepared_data(cfg.data)  # path mistakes are reported before torch is imported (seconds)
     check_factory(cfg.index, arg="--index")
+    if cfg.nproc_per_node > 1 and "WORLD_SIZE" not in os.environ:  # not under torchrun yet: start it
+        from ..distributed import World, check_batch, torchrun_command
+
+        check_batch(World(size=cfg.nproc_per_node), cfg.batch_size)
+        return subprocess.run(torchrun_command(cfg.nproc_per_node, args._argv)).returncode
     run = train(model_cfg, cfg, dataset=ds)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, rank 0 reports
     final = json.loads((run / METRICS).read_text())
     test = final["test"]["standard"]["0.0"]
     print(f"{model_cfg.model}: best step {final['best_step']} of {final['steps']}; test (standard protocol) "

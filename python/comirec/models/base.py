@@ -40,6 +40,10 @@ class InterestModel(nn.Module):
 
     def __init__(self, n_items: int, dim: int, n_interests: int) -> None:
         super().__init__()
+        #: (start, total) when this process trains on rows start.. of a global batch of ``total``
+        #: rows (data-parallel training); models that draw random numbers per row draw the global
+        #: batch's and take these rows (comirec.distributed).
+        self.batch_rows: tuple[int, int] | None = None
         self.n_items = check_size("n_items", n_items)
         self.dim = check_size("dim", dim)
         self.n_interests = check_size("interests", n_interests)

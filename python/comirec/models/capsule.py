@@ -51,15 +51,20 @@ def fixed_routing_logits(n_interests: int, maxlen: int) -> torch.Tensor:
     return nn.init.trunc_normal_(torch.empty(n_interests, maxlen), std=1.0, a=-2.0, b=2.0)
 
 
-def random_routing_logits(training: bool, fixed: torch.Tensor, B: int, T: int, like: torch.Tensor, from_end: bool = False) -> torch.Tensor:
+def random_routing_logits(training: bool, fixed: torch.Tensor, B: int, T: int, like: torch.Tensor, from_end: bool = False,
+                          rows: tuple[int, int] | None = None) -> torch.Tensor:
     """Initial routing logits (B, K, T) for a map shared by the interests (the authors' MIND and
     ``bilinear_type=0``): without them all K capsules would be identical. In training a fresh truncated N(0, 1) draw per batch (torch's global generator, so a
     seed fixes it); in eval the ``fixed`` draw made at construction, so that recommendations are
     deterministic, indexed from the last position when ``from_end`` (right-aligned windows).
-    ``like``: a tensor with the device and dtype wanted."""
+    ``like``: a tensor with the device and dtype wanted. ``rows = (start, total)``: the batch is
+    rows ``start..start+B`` of a global batch of ``total`` rows split over training processes:
+    the global draw is made and these rows are taken, so P processes draw what one does."""
     K = fixed.shape[0]
     if training:
-        return nn.init.trunc_normal_(torch.empty(B, K, T, device=like.device, dtype=like.dtype), std=1.0, a=-2.0, b=2.0)
+        start, total = rows if rows is not None else (0, B)
+        draw = nn.init.trunc_normal_(torch.empty(total, K, T, device=like.device, dtype=like.dtype), std=1.0, a=-2.0, b=2.0)
+        return draw if rows is None else draw[start : start + B]
     window = fixed[:, fixed.shape[1] - T :] if from_end else fixed[:, :T]
     return window.unsqueeze(0).expand(B, -1, -1).to(like.dtype)
 
@@ -138,7 +143,7 @@ class ComiRecDR(InterestModel):
             hat = (his @ self.bilinear[0]).unsqueeze(1).expand(B, K, T, d)
         if self.dr_map == "shared":
             fixed: torch.Tensor = self.eval_logits  # type: ignore[assignment]
-            logits = random_routing_logits(self.training, fixed, B, T, his, from_end=self.align == "right")
+            logits = random_routing_logits(self.training, fixed, B, T, his, from_end=self.align == "right", rows=self.batch_rows)
         else:
             logits = torch.zeros(B, K, T, device=his.device, dtype=his.dtype)
         return dynamic_routing(hat, mask, logits, self.routing_iters)
@@ -173,7 +178,7 @@ class MIND(InterestModel):
             raise ValueError(f"history has {T} positions but the model was built with maxlen={self.maxlen}")
         hat = self.bilinear(his).unsqueeze(1).expand(B, self.n_interests, T, self.dim)
         fixed: torch.Tensor = self.eval_logits  # type: ignore[assignment]
-        logits = random_routing_logits(self.training, fixed, B, T, his)
+        logits = random_routing_logits(self.training, fixed, B, T, his, rows=self.batch_rows)
         caps = dynamic_routing(hat, mask, logits, self.routing_iters)
         if self.proj is not None:
             caps = torch.relu(self.proj(caps))

@@ -1,0 +1,127 @@
+"""Data-parallel training (torchrun, gloo on CPU): 2 ranks compute what one process computes with
+the same global batch; a run whose rank was killed resumes exactly, with the same or another
+number of ranks; the checkpoint loads in Recommender."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torch.distributed")
+if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+    pytest.skip("this torch build has no gloo backend for torch.distributed", allow_module_level=True)
+
+from comirec.distributed import World, check_batch, torchrun_command  # noqa: E402
+
+WORKER = Path(__file__).with_name("_ddp_worker.py")
+# The settings of tests/_ddp_worker.py, as `comirec train` options.
+SETTINGS = ["--interests", "2", "--dim", "16", "--batch-size", "32", "--loss", "full", "--threads", "1", "--seed", "3",
+            "--patience", "100", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from comirec.config import SynthConfig
+    from comirec.data import synthesize
+
+    out = tmp_path_factory.mktemp("ddp") / "syn"
+    synthesize(SynthConfig(users=600, items=300, categories=12, out=str(out), seed=1))
+    return out
+
+
+def comirec(*argv: str, nproc: int = 1) -> subprocess.CompletedProcess[str]:
+    cmd = torchrun_command(nproc, list(argv)) if nproc > 1 else [sys.executable, "-m", "comirec", *argv]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def worker(nproc: int, *argv: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", str(WORKER), *argv]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def last(run: Path) -> dict:
+    return torch.load(run / "last.pt", weights_only=True)
+
+
+def assert_same_model(a: dict, b: dict, atol: float) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        if atol == 0:
+            assert torch.equal(a[k], b[k]), k
+        else:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
+
+
+@pytest.mark.parametrize("model", ["youtube-dnn", "comirec-dr"])
+def test_two_ranks_train_what_one_process_trains(data: Path, tmp_path: Path, model: str) -> None:
+    """`comirec train --nproc-per-node 2` (torchrun, gloo): each rank trains on half of the global
+    batch, DDP averages the gradients; after 30 steps the parameters are those of one process
+    with the same global batch (to float tolerance: only the order of the sums differs).
+    ComiRec-DR draws random routing logits per row: each rank takes its rows of the global draw."""
+    args = ["train", "--model", model, "--data", str(data), "--max-steps", "30", "--eval-every", "15", *SETTINGS]
+    ok(comirec(*args, "--out", str(tmp_path / "one")))
+    two = comirec(*args, "--out", str(tmp_path / "two"), "--nproc-per-node", "2")
+    ok(two)
+    assert two.stdout.count("best step") == 1  # rank 0 reports
+    a, b = last(tmp_path / "one"), last(tmp_path / "two")
+    assert (a["step"], a["best_step"]) == (b["step"], b["best_step"]) == (30, b["best_step"])
+    assert_same_model(a["model"], b["model"], atol=1e-5)
+    assert not any(k.startswith("module.") for k in b["model"])  # the plain model, loadable anywhere
+    assert (tmp_path / "two" / "metrics.json").is_file()
+
+
+def test_killed_rank_resumes_exactly_with_two_ranks_and_with_one(data: Path, tmp_path: Path) -> None:
+    """Rank 1 is killed (SIGKILL) after step 25 of 40; torchrun stops rank 0. `--resume` continues
+    from the step-20 checkpoint: with 2 ranks to the very bits of an uninterrupted 2-rank run, with
+    1 process to float tolerance (the same global batches); the result loads in Recommender."""
+    common = ["--data", str(data), "--model", "comirec-dr", "--max-steps", "40", "--eval-every", "10"]
+    ok(worker(2, *common, "--out", str(tmp_path / "full")))
+    killed = worker(2, *common, "--out", str(tmp_path / "killed"), "--kill-rank", "1", "--kill-after", "25")
+    assert killed.returncode != 0
+    assert last(tmp_path / "killed")["step"] == 20
+    assert not (tmp_path / "killed" / "metrics.json").exists()
+    import shutil
+
+    shutil.copytree(tmp_path / "killed", tmp_path / "killed-one")
+    ok(comirec("train", "--out", str(tmp_path / "killed"), "--data", str(data), "--resume", "--no-progress", nproc=2))
+    full, resumed = last(tmp_path / "full"), last(tmp_path / "killed")
+    assert resumed["step"] == full["step"] == 40
+    assert_same_model(full["model"], resumed["model"], atol=0)
+    for k, state in full["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(resumed["optimizer"]["state"][k][name])), (k, name)
+
+    ok(comirec("train", "--out", str(tmp_path / "killed-one"), "--data", str(data), "--resume", "--no-progress"))
+    assert_same_model(full["model"], last(tmp_path / "killed-one")["model"], atol=1e-5)
+
+    from comirec import serving
+
+    rec = serving.Recommender.load(tmp_path / "killed", device="cpu")
+    out = rec.recommend([1, 2, 3], n=10)
+    assert out.items.shape == (10,) and (out.items > 0).all()
+
+
+def test_batch_must_split_evenly_over_the_ranks(data: Path, tmp_path: Path) -> None:
+    check_batch(World(rank=0, size=4), 128)
+    with pytest.raises(ValueError, match=r"^batch_size: expected a multiple of the number of training processes \(3\)"):
+        check_batch(World(rank=0, size=3), 128)
+    proc = comirec("train", "--model", "youtube-dnn", "--data", str(data), "--out", str(tmp_path / "r"), "--nproc-per-node", "3",
+                   "--batch-size", "32", "--no-progress")
+    assert proc.returncode == 2
+    assert "batch_size: expected a multiple of the number of training processes (3)" in proc.stderr
+    assert not (tmp_path / "r").exists()  # refused before torchrun started
+
+
+def test_world_rows_partition_the_global_batch() -> None:
+    rows = [World(rank=r, size=4).rows(32) for r in range(4)]
+    covered = np.concatenate([np.arange(32)[s] for s in rows])
+    assert covered.tolist() == list(range(32))
