@@ -142,6 +142,34 @@ def test_exclude_seen_filters_the_history_and_still_returns_n(served) -> None:  
     assert (left.items[3:] == -1).all() and np.isneginf(left.scores[3:]).all()
 
 
+def test_a_history_gets_the_same_list_whatever_its_batch(served) -> None:  # type: ignore[no-untyped-def]
+    """With exclude_seen, the aggregation pools each interest's first n unseen items: a user's
+    list does not depend on the other histories in the batch (how deep the batch retrieves), and
+    at λ > 0 it is comirec.aggregate over exactly that pool."""
+    ds, _run, rec = served
+    users = ds.users("test")[:8]
+    hists = [np.asarray(ds.items[ds.indptr[u] : ds.indptr[u + 1]], dtype=np.int64) for u in users]
+    hists[3] = hists[3][:2]  # one short history beside long ones: the batch retrieves deeper than it needs
+    n = 10
+    for lam in (0.0, 0.5):
+        batch = rec.recommend(hists, n=n, lam=lam)
+        for j, h in enumerate(hists):
+            alone = rec.recommend(h, n=n, lam=lam)
+            assert batch.items[j].tolist() == alone.items.tolist(), (lam, j)
+            np.testing.assert_allclose(batch.scores[j], alone.scores, rtol=1e-6)  # batched matmuls: last-ulp noise
+            # the pool: per interest, the first n unseen items of a deep unfiltered retrieval
+            emb = rec.embed([h], exclude_seen=False)
+            deep = rec.index.search(emb.interests, n + len(set(h.tolist())))
+            pool_items = np.full((1, deep.items.shape[1], n), -1, np.int64)
+            pool_scores = np.full((1, deep.items.shape[1], n), -np.inf, np.float32)
+            for k in range(deep.items.shape[1]):
+                keep = [t for t in range(deep.items.shape[2]) if deep.items[0, k, t] not in set(h.tolist())][:n]
+                pool_items[0, k, : len(keep)] = deep.items[0, k, keep]
+                pool_scores[0, k, : len(keep)] = deep.scores[0, k, keep]
+            want = comirec.aggregate((pool_items, pool_scores), rec.item_cat, lam=lam, n=n)
+            assert alone.items.tolist() == want.items[0].tolist(), (lam, j)
+
+
 def test_an_empty_history_gets_the_popular_fallback(served) -> None:  # type: ignore[no-untyped-def]
     _ds, _run, rec = served
     one = rec.recommend([], n=7)  # one empty history, as the docstring says: 1-D results

@@ -13,7 +13,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
-from .core import PROTOCOLS, check_lams
+from .core import PROTOCOLS, check_lams, check_ns
 from .data.formats import FORMAT_NAMES
 from .models import COMIREC, MODEL_NAMES, check_size, spec
 
@@ -358,6 +358,46 @@ class TuneConfig:
 
 
 # -- comirec demo (python/comirec/demo.py) --
+
+
+@dataclasses.dataclass(frozen=True)
+class RecommendConfig:
+    """Batch recommendation: top-n lists for many users, written as Parquet shards."""
+
+    run: str = dataclasses.field(metadata={"help": "a run directory written by comirec train"})
+    out: str = dataclasses.field(metadata={"help": "directory to create: Parquet shards with columns user_id, items (raw ids, "
+                                                   "best first), scores; and _summary.json"})
+    users: str | None = _field(None, "a Parquet file (or directory) with columns user_id and history: a list of raw item ids, "
+                                     "oldest first")
+    data: str | None = _field(None, "instead of --users: a prepared dataset, whose --split users get recommendations from their "
+                                    "evaluation histories (the first 80% of each sequence)")
+    split: str = _field("test", "with --data: which users", choices=("train", "valid", "test"))
+    n: int = _field(50, "items per user")
+    lam: float = _field(0.0, "λ of the aggregation: 0 = accuracy only, larger = more categories (inf allowed)")
+    exclude_seen: bool = _field(True, "leave out the items of each user's history")
+    index: str = _field("Flat", "faiss index factory string (Flat = exact; e.g. IVF4096,Flat, IVF4096,PQ32 or HNSW32)")
+    nprobe: int = _field(16, "IVF indexes: inverted lists searched per query")
+    ef_search: int | None = _field(None, "HNSW indexes: search beam width efSearch (default: faiss's, 16)")
+    engine: str = _field("auto", "ray: a Ray Data pipeline (actor pools per stage); local: the same stages in this process; "
+                                 "auto: ray when installed", choices=("auto", "ray", "local"))
+    address: str | None = _field(None, "Ray cluster address (e.g. ray://head:10001 or auto); default: a local Ray started here")
+    workers: int = _field(0, "Ray actors per stage (0 = half the cluster's CPUs)")
+    batch_size: int = _field(4096, "users per batch")
+    device: str = _field("auto", "where the model embeds histories: auto (CUDA when available), cpu, cuda or cuda:N")
+    threads: int = _field(0, "torch and Faiss threads per worker (0 = automatic)")
+
+    def __post_init__(self) -> None:
+        _check_index_params(self.nprobe, self.ef_search)
+        check_ns([self.n])
+        check_lams([self.lam])
+        if (self.users is None) == (self.data is None):
+            raise ValueError("recommend: give exactly one of --users PATH.parquet and --data DIR")
+        for name in ("batch_size",):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("workers", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclasses.dataclass(frozen=True)

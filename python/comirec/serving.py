@@ -32,6 +32,16 @@ class Recommendations(NamedTuple):
     scores: np.ndarray  # same shape, float32 f(u, i) (-inf on empty slots, NaN for a cold history)
 
 
+class Embedded(NamedTuple):
+    """What :meth:`Recommender.embed` computes for a batch of histories (numpy only, picklable)."""
+
+    interests: np.ndarray  # (B, K, d) float32
+    seen_ids: np.ndarray  # int64 internal ids of the items to exclude ...
+    seen_owner: np.ndarray  # ... and the row each belongs to (empty: exclude nothing)
+    cold: np.ndarray  # (B,) bool: no known item (the popular fallback)
+    single: bool  # one history was given (results are 1-D)
+
+
 class Recommender:
     """A trained model ready to recommend: interests -> retrieval -> aggregation.
 
@@ -41,7 +51,8 @@ class Recommender:
     ``comirec.serving`` logger."""
 
     def __init__(self, model: Any, config: dict[str, Any], item_raw: np.ndarray, item_cat: np.ndarray,
-                 device: Device = "cpu", factory: str = "Flat", nprobe: int = 16, ef_search: int | None = None) -> None:
+                 device: Device = "cpu", factory: str = "Flat", nprobe: int = 16, ef_search: int | None = None,
+                 index: bool = True) -> None:
         from .interests import build_index
 
         self.model = model.eval()
@@ -51,14 +62,17 @@ class Recommender:
         self.item_raw = item_raw
         self.item_cat = item_cat
         self.device = device
-        self.index = build_index(model, device, factory, nprobe, ef_search)
-        log.info("retrieval: %s", ", ".join(f"{k} {v}" for k, v in self.index.describe().items()))
+        self._index_args = (factory, nprobe, ef_search, index)
+        self.index = build_index(model, device, factory, nprobe, ef_search) if index else None
+        if self.index is not None:
+            log.info("retrieval: %s", ", ".join(f"{k} {v}" for k, v in self.index.describe().items()))
         self._raw_order: np.ndarray | None = None
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "cpu", factory: str = "Flat", nprobe: int = 16,
-             ef_search: int | None = None) -> "Recommender":
-        """Load a run directory. An unparsable ``factory`` raises ``ValueError`` before the model loads."""
+             ef_search: int | None = None, index: bool = True) -> "Recommender":
+        """Load a run directory. An unparsable ``factory`` raises ``ValueError`` before the model loads.
+        ``index=False``: no item index is built (a worker that only runs :meth:`embed`)."""
         from .retrieval import check_factory
         from .runs import ITEMS, load_model
         from .device import resolve_device
@@ -78,7 +92,31 @@ class Recommender:
             raise ValueError(f"{run / ITEMS}: not a valid item table ({reason}); the run directory is corrupt") from None
         if item_cat.shape[0] != model.n_items + 1:
             raise ValueError(f"{run / ITEMS} describes {item_cat.shape[0] - 1} items but the checkpoint has {model.n_items}")
-        return cls(model, config, item_raw, item_cat, dev, factory, nprobe, ef_search)
+        return cls(model, config, item_raw, item_cat, dev, factory, nprobe, ef_search, index)
+
+    # -- pickling: Ray and Spark ship a Recommender to their workers -----------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The model's config and weights, the item tables and the index settings; the index is
+        rebuilt where the Recommender is unpickled (a Faiss index does not pickle)."""
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        return {"config": self.config, "state": state, "item_raw": self.item_raw, "item_cat": self.item_cat,
+                "device": str(self.device), "index_args": self._index_args}
+
+    def __setstate__(self, saved: dict[str, Any]) -> None:
+        from .config import ModelConfig
+        from .device import resolve_device
+        from .models import build_model
+
+        config = saved["config"]
+        model = build_model(ModelConfig.from_stored(config["model"]), int(config["dataset"]["n_items"]))
+        model.load_state_dict(saved["state"])
+        device = saved["device"]
+        if device.startswith("cuda") and not _cuda_available():
+            device = "cpu"  # a worker without a GPU serves on its CPU
+        dev = resolve_device(device)
+        factory, nprobe, ef_search, index = saved["index_args"]
+        self.__init__(model.to(dev), config, saved["item_raw"], saved["item_cat"], dev, factory, nprobe, ef_search, index)  # type: ignore[misc]
 
     # -- id handling ------------------------------------------------------------------------
 
@@ -145,28 +183,57 @@ class Recommender:
         compute: it gets the ``n`` most popular items (ids are ranked by frequency, so ids
         1..n), with NaN scores to mark the fallback, whatever ``lam``. ``recommend([])`` is one
         empty history (1-D results); ``recommend([[]])`` a batch of one."""
-        from .core import aggregate, check_lams, check_ns
-        from .interests import compute_interests
+        from .core import check_lams, check_ns
 
         (n,) = check_ns([n])
         (lam,) = check_lams([lam])
+        return self.rank(self.embed(histories, raw=raw, exclude_seen=exclude_seen), n=n, lam=lam, raw=raw)
+
+    # The two stages of recommend: embed (the model) and rank (the item index). The batch
+    # pipeline (comirec.recommend) runs them in separate workers: Embedded holds numpy arrays.
+
+    def embed(self, histories: Any, raw: bool = False, exclude_seen: bool = True) -> Embedded:
+        """Stage 1 of :meth:`recommend`: the histories' interests, the items to exclude (all of each
+        history's known items, unless ``exclude_seen=False``) and the cold rows (no known item)."""
+        from .interests import compute_interests
+
         seen: list[Any] = []
-        hist, mask, single = self._histories(histories, raw, seen=seen if exclude_seen else None)
-        interests = compute_interests(self.model, hist, mask, self.device)
+        hist, mask, single = self._histories(histories, raw, seen=seen)
+        interests = compute_interests(self.model, hist, mask, self.device).cpu().numpy()
+        ids, owner = seen[0] if exclude_seen else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        cold = mask[:, 0] == 0  # histories are left-aligned: no first item, no item at all
+        return Embedded(interests, np.asarray(ids, np.int64), np.asarray(owner, np.int64), cold, single)
+
+    def rank(self, emb: Embedded, n: int = 50, lam: float = 0.0, raw: bool = False) -> Recommendations:
+        """Stage 2 of :meth:`recommend`: retrieval per interest, deep enough that ``n`` unseen
+        items remain; each interest's first ``n`` unseen items are aggregated with ``lam`` (so a
+        history's result does not depend on the other histories of the batch); the popular
+        fallback for cold rows; raw ids when ``raw``."""
+        from .core import aggregate, check_lams, check_ns
+
+        (n,) = check_ns([n])
+        (lam,) = check_lams([lam])
+        if self.index is None:
+            raise ValueError("this Recommender was loaded with index=False: it embeds histories only")
+        B = emb.cold.shape[0]
         seen_keys = None
         extra = 0
-        if exclude_seen and seen[0][0].size:
-            ids, owner = seen[0]
-            seen_keys = np.unique(owner * (self.n_items + 1) + ids)  # (user, item) pairs
+        if emb.seen_ids.size:
+            seen_keys = np.unique(emb.seen_owner * (self.n_items + 1) + emb.seen_ids)  # (user, item) pairs
             extra = int(np.bincount(seen_keys // (self.n_items + 1)).max())
-        cands = self.index.search(interests, n + extra)
+        cands = self.index.search(emb.interests, n + extra)
         if seen_keys is not None:
-            keys = np.arange(hist.shape[0])[:, None, None] * (self.n_items + 1) + cands.items
+            keys = np.arange(B)[:, None, None] * (self.n_items + 1) + cands.items
             hit = np.isin(keys, seen_keys) & (cands.items > 0)
-            cands = type(cands)(np.where(hit, -1, cands.items), np.where(hit, np.float32(-np.inf), cands.scores))
+            # Each interest's first n unseen candidates (a stable sort moves the seen ones last):
+            # the pool the aggregation sees is the same whatever the other histories of the batch.
+            order = np.argsort(hit, axis=2, kind="stable")[:, :, :n]
+            gone = np.take_along_axis(hit, order, 2)
+            items = np.where(gone, -1, np.take_along_axis(cands.items, order, 2))
+            cands = type(cands)(items, np.where(gone, np.float32(-np.inf), np.take_along_axis(cands.scores, order, 2)))
         recs = aggregate(cands, self.item_cat, lam=lam, n=n)
         items, scores = np.asarray(recs.items), np.asarray(recs.scores)
-        cold = mask[:, 0] == 0  # histories are left-aligned: no first item, no item at all
+        cold = emb.cold
         if cold.any():
             top = min(n, self.n_items)
             items, scores = items.copy(), scores.copy()
@@ -178,9 +245,15 @@ class Recommender:
             out = self.item_raw[np.maximum(items, 0)].astype(object)
             out[items < 0] = None
             items = out
-        if single:
+        if emb.single:
             return Recommendations(items[0], scores[0])
         return Recommendations(items, scores)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _is_single(histories: Any) -> bool:

@@ -44,6 +44,8 @@ COMMANDS: dict[str, Command] = {
                     skip=("resume", "tensorboard", "nproc_per_node"),  # trials log to their own log.jsonl; one process
                     helps=(("out", "study directory to create: study.db, best.json, trials/NNN (one run per trial)"),
                            ("max_minutes", "wall-clock cap of one trial in minutes (default 0: the search's remaining time)"))),
+    "recommend": Command("top-n lists for many users (Parquet in, Parquet shards out), in this process or as a Ray Data "
+                         "pipeline", ("RecommendConfig",), "recommend"),
     "demo": Command("aggregate + metrics on generated candidates: the λ accuracy/diversity trade-off", ("DemoConfig",), "demo"),
     "prepare": Command("Prepare a dataset: read raw files, filter, remap ids, split users, write a memory-mapped directory.",
                        ("PrepareConfig",), "data", "prepare_command"),
