@@ -102,6 +102,19 @@ fn slice<'a, T: numpy::Element, D: Dimension>(
     })
 }
 
+/// The (indptr, items, users) slices of an evaluation or serving batch.
+fn csr_users<'a>(
+    indptr: &'a PyReadonlyArray<'_, i64, Ix1>,
+    items: &'a PyReadonlyArray<'_, i32, Ix1>,
+    users: &'a PyReadonlyArray<'_, i64, Ix1>,
+) -> PyResult<(&'a [i64], &'a [i32], &'a [i64])> {
+    Ok((
+        slice(indptr, "indptr")?,
+        slice(items, "items")?,
+        slice(users, "users")?,
+    ))
+}
+
 /// Bind `$s` to the slice of an `Ints` and evaluate `$body` for its element type.
 macro_rules! with_ints {
     ($ints:expr, $arg:expr, |$s:ident| $body:expr) => {
@@ -282,6 +295,7 @@ type SamplerTrainOut<'py> = (
     Bound<'py, PyArray2<f32>>,
     Bound<'py, PyArray1<i64>>,
 );
+type SamplerRecentOut<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
 type SamplerEvalOut<'py> = (
     Bound<'py, PyArray2<i64>>,
     Bound<'py, PyArray2<f32>>,
@@ -360,11 +374,7 @@ fn sampler_eval_batch<'py>(
     users: PyReadonlyArray<'py, i64, Ix1>,
     maxlen: usize,
 ) -> PyResult<SamplerEvalOut<'py>> {
-    let (ip, it, us) = (
-        slice(&indptr, "indptr")?,
-        slice(&items, "items")?,
-        slice(&users, "users")?,
-    );
+    let (ip, it, us) = csr_users(&indptr, &items, &users)?;
     let b = us.len();
     let e = py.detach(|| catch_panic(|| sampler::eval_batch(ip, it, us, maxlen)))?;
     Ok((
@@ -383,12 +393,8 @@ fn sampler_recent_rows<'py>(
     items: PyReadonlyArray<'py, i32, Ix1>,
     users: PyReadonlyArray<'py, i64, Ix1>,
     maxlen: usize,
-) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>)> {
-    let (ip, it, us) = (
-        slice(&indptr, "indptr")?,
-        slice(&items, "items")?,
-        slice(&users, "users")?,
-    );
+) -> PyResult<SamplerRecentOut<'py>> {
+    let (ip, it, us) = csr_users(&indptr, &items, &users)?;
     let b = us.len();
     let (h, m) = py.detach(|| catch_panic(|| sampler::recent_rows(ip, it, us, maxlen)))?;
     Ok((

@@ -490,21 +490,13 @@ pub fn eval_batch(
     maxlen: usize,
 ) -> Result<EvalBatch> {
     positive("maxlen", maxlen)?;
-    let mut spans = Vec::with_capacity(users.len());
+    let spans = checked_spans(indptr, items.len(), users)?;
     let mut target_indptr = Vec::with_capacity(users.len() + 1);
     target_indptr.push(0i64);
     let mut total = 0usize;
-    for (pos, &u) in users.iter().enumerate() {
-        let (start, end) = span(indptr, u, pos)?;
-        if end > items.len() {
-            return Err(indptr_error(format!(
-                "expected offsets within len(items) = {}, got {end}",
-                items.len()
-            )));
-        }
+    for &(start, end) in &spans {
         total += end - start - eval_cut(end - start);
         target_indptr.push(total as i64);
-        spans.push((start, end));
     }
     let b = users.len();
     let (history, mask) = history_rows(b, maxlen, |r| {
@@ -528,6 +520,22 @@ pub fn eval_batch(
     })
 }
 
+/// The item range of each of `users`, checked against `n_items` (an evaluation or serving batch
+/// takes an unvalidated CSR: every offset it reads is checked here).
+fn checked_spans(indptr: &[i64], n_items: usize, users: &[i64]) -> Result<Vec<(usize, usize)>> {
+    let mut spans = Vec::with_capacity(users.len());
+    for (pos, &u) in users.iter().enumerate() {
+        let (start, end) = span(indptr, u, pos)?;
+        if end > n_items {
+            return Err(indptr_error(format!(
+                "expected offsets within len(items) = {n_items}, got {end}"
+            )));
+        }
+        spans.push((start, end));
+    }
+    Ok(spans)
+}
+
 /// Serving rows for `users`: each history is the last `maxlen` items of the user's whole
 /// sequence (no cut: everything known is history), left-aligned and zero-padded as in training
 /// and evaluation. Returns (history, mask), row-major `(users.len(), maxlen)`.
@@ -538,17 +546,7 @@ pub fn recent_rows(
     maxlen: usize,
 ) -> Result<(Vec<i64>, Vec<f32>)> {
     positive("maxlen", maxlen)?;
-    let mut spans = Vec::with_capacity(users.len());
-    for (pos, &u) in users.iter().enumerate() {
-        let (start, end) = span(indptr, u, pos)?;
-        if end > items.len() {
-            return Err(indptr_error(format!(
-                "expected offsets within len(items) = {}, got {end}",
-                items.len()
-            )));
-        }
-        spans.push((start, end));
-    }
+    let spans = checked_spans(indptr, items.len(), users)?;
     history_rows(users.len(), maxlen, |r| {
         let (start, end) = spans[r];
         &items[end.saturating_sub(maxlen).max(start)..end]
