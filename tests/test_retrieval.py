@@ -62,6 +62,23 @@ def test_approximate_indexes_find_most_neighbours(data: tuple[np.ndarray, np.nda
         assert overlap > 0.9, factory
 
 
+def test_product_quantizer_factories_are_accepted_before_d_is_known() -> None:
+    """`--index IVF4096,PQ32` is checked before the model's d is known: it must not be refused
+    for a dimension it was never meant for (the check once parsed with d = 8)."""
+    from comirec.retrieval import check_factory
+
+    check_factory("IVF4096,PQ32", arg="--index")
+    check_factory("IVF1024,PQ16x4fs")
+    rng = np.random.default_rng(1)
+    vectors, queries = rng.normal(size=(2000, 16)).astype(np.float32), rng.normal(size=(5, 2, 16)).astype(np.float32)
+    got = ItemIndex(vectors, factory="IVF8,PQ8", nprobe=8).search(queries, 20)
+    exact = brute_force(vectors, queries, 20)[0]
+    overlap = np.mean([len(set(a) & set(b)) / 20 for a, b in zip(got.items.reshape(-1, 20), exact.reshape(-1, 20))])
+    assert overlap > 0.5
+    with pytest.raises(ValueError, match="^factory: faiss cannot build 'IVF8,PQ7' for d = 16"):
+        ItemIndex(vectors, factory="IVF8,PQ7")
+
+
 def test_torch_tensors_are_accepted(data: tuple[np.ndarray, np.ndarray]) -> None:
     vectors, queries = data
     got = ItemIndex(torch.from_numpy(vectors)).search(torch.from_numpy(queries), 3)

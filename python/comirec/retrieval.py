@@ -71,14 +71,20 @@ def resolve_backend(factory: str = "Flat", device: str = "cpu", backend: str = "
     return "faiss-gpu" if gpu and "HNSW" not in factory else "faiss-cpu"
 
 
-def check_factory(factory: str, arg: str = "factory") -> None:
-    """Raise ``ValueError`` (one line, starting with ``arg``) when faiss cannot parse ``factory``;
-    no-op for ``"Flat"`` (which needs no faiss)."""
+#: The dimension ``check_factory`` parses a factory string with when the items' is not known yet:
+#: a multiple of every usual PQ subquantizer count (8, 16, 32, 64, 96, ...), so that e.g.
+#: ``IVF4096,PQ32`` is not refused before the model's d is known (d = 8 refused it).
+_PARSE_DIM = 6720
+
+
+def check_factory(factory: str, arg: str = "factory", dim: int = _PARSE_DIM) -> None:
+    """Raise ``ValueError`` (one line, starting with ``arg``) when faiss cannot parse ``factory``
+    for vectors of dimension ``dim``; no-op for ``"Flat"`` (which needs no faiss)."""
     if factory == "Flat":
         return
     faiss = _import_faiss(required=True, why=f"index factory {factory!r}")
     try:
-        faiss.index_factory(8, factory, faiss.METRIC_INNER_PRODUCT)
+        faiss.index_factory(int(dim), factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1].rpartition(": ")[2] if str(exc).strip() else "rejected"
         raise ValueError(
