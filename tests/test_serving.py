@@ -257,7 +257,8 @@ def test_history_packing_matches_a_plain_loop() -> None:
     @settings(max_examples=60, deadline=None)
     @given(st.lists(st.lists(st.integers(0, 30), max_size=9), min_size=1, max_size=6))
     def check(histories: list[list[int]]) -> None:
-        hist, mask, single = rec._histories(histories, raw=False)
+        flat, lengths, single = rec._flatten(histories)
+        hist, mask, _ids, _owner = rec._windows(flat, lengths, raw=False)
         assert not single
         for row, m, h in zip(hist, mask, histories):
             kept = [i for i in h if i > 0][-rec.maxlen :]  # 0 is padding: dropped

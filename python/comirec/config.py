@@ -392,9 +392,8 @@ class RecommendConfig:
         check_lams([self.lam])
         if (self.users is None) == (self.data is None):
             raise ValueError("recommend: give exactly one of --users PATH.parquet and --data DIR")
-        for name in ("batch_size",):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         for name in ("workers", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

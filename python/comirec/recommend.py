@@ -22,7 +22,6 @@ raw=True)`` user by user. One row per input user, in input order within each sha
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import tempfile
@@ -88,11 +87,10 @@ class EmbedStage:
 
         b = table.num_rows
         offsets, values = _flat_list(table.column(HISTORY))
-        histories = [values[offsets[i] : offsets[i + 1]] for i in range(b)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnknownItemWarning)  # unknown items are dropped, as in recommend
-            emb = self.rec.embed(histories if b else [[]], raw=True, exclude_seen=self.exclude_seen)
-        interests = emb.interests[:b]
+            emb = self.rec.embed_flat(values, np.diff(offsets), raw=True, exclude_seen=self.exclude_seen)
+        interests = emb.interests
         kd = interests.shape[1] * interests.shape[2]
         seen_offsets = np.zeros(b + 1, np.int64)
         np.cumsum(np.bincount(emb.seen_owner, minlength=b)[:b], out=seen_offsets[1:])
@@ -100,7 +98,7 @@ class EmbedStage:
             USER_ID: table.column(USER_ID),
             _INTERESTS: pa.FixedSizeListArray.from_arrays(pa.array(interests.reshape(-1), pa.float32()), kd),
             _SEEN: _list_array(seen_offsets, emb.seen_ids, pa.int64()),
-            _COLD: pa.array(emb.cold[:b], pa.bool_()),
+            _COLD: pa.array(emb.cold, pa.bool_()),
         })
 
 
@@ -117,8 +115,6 @@ class RankStage:
             _set_search_threads(threads)
         self.rec = Recommender.load(run, device=device, factory=factory, nprobe=nprobe, ef_search=ef_search)
         self.n, self.lam = n, lam
-        cfg = self.rec.config["model"]
-        self.K = int(cfg["interests"]) if self.rec.model.n_interests > 1 else 1
         self.d = int(self.rec.model.dim)
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -237,8 +233,6 @@ def recommend(cfg: RecommendConfig, log: Callable[[str], None] = lambda _: None)
 
     check_factory(cfg.index, arg="--index")
     load_run_config(Path(cfg.run))  # a run directory, or a clear error before any work
-    if (cfg.users is None) == (cfg.data is None):
-        raise ValueError("recommend: give exactly one of --users PATH.parquet and --data DIR (with --split)")
     out = Path(cfg.out)
     if out.exists():
         raise FileExistsError(f"--out {out} already exists; expected a new directory for the Parquet shards")

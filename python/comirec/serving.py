@@ -137,15 +137,21 @@ class Recommender:
         found = table[cand] == keys
         return np.where(found, cand + 1, 0).astype(np.int64)
 
-    def _histories(self, histories: Any, raw: bool, seen: list[Any] | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Left-aligned (B, maxlen) histories of the most recent items, and their mask.
-        ``seen``: a list that receives ``(ids, owner)``, every known item of the histories."""
+    def _flatten(self, histories: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+        """One history or a batch of them as (all ids back to back, each history's length,
+        whether one history was given)."""
         single = _is_single(histories)
         seqs = [histories] if single else list(histories)
         arrays = [_as_flat(s, i, single) for i, s in enumerate(seqs)]
         lengths = np.array([a.shape[0] for a in arrays], dtype=np.int64)
         parts = [a for a in arrays if a.shape[0]]  # an empty list would come back float64
         flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return flat, lengths, single
+
+    def _windows(self, flat: np.ndarray, lengths: np.ndarray, raw: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Histories given back to back (``flat``, with each one's length) -> the left-aligned
+        (B, maxlen) windows of their most recent known items and their mask, and every known item
+        as ``(ids, owner row)``."""
         if raw:
             ids = self.raw_to_internal(flat)
             unknown = int((ids == 0).sum())
@@ -155,15 +161,14 @@ class Recommender:
             ids = _as_ids(flat, self.n_items)
         # Drop unknown / padding ids; the windows (each history's last maxlen items) are the
         # sampler's, as in training and evaluation.
-        owner = np.repeat(np.arange(len(seqs)), lengths)
+        B = lengths.shape[0]
+        owner = np.repeat(np.arange(B), lengths)
         keep = ids > 0
         ids, owner = ids[keep], owner[keep]
-        if seen is not None:
-            seen.append((ids, owner))
-        indptr = np.zeros(len(seqs) + 1, np.int64)
-        np.cumsum(np.bincount(owner, minlength=len(seqs)), out=indptr[1:])
+        indptr = np.zeros(B + 1, np.int64)
+        np.cumsum(np.bincount(owner, minlength=B), out=indptr[1:])
         hist, mask = recent_windows(indptr, ids, self.maxlen)
-        return hist, mask, single
+        return hist, mask, ids, owner
 
     # -- recommending -----------------------------------------------------------------------
 
@@ -183,10 +188,6 @@ class Recommender:
         compute: it gets the ``n`` most popular items (ids are ranked by frequency, so ids
         1..n), with NaN scores to mark the fallback, whatever ``lam``. ``recommend([])`` is one
         empty history (1-D results); ``recommend([[]])`` a batch of one."""
-        from .core import check_lams, check_ns
-
-        (n,) = check_ns([n])
-        (lam,) = check_lams([lam])
         return self.rank(self.embed(histories, raw=raw, exclude_seen=exclude_seen), n=n, lam=lam, raw=raw)
 
     # The two stages of recommend: embed (the model) and rank (the item index). The batch
@@ -195,14 +196,21 @@ class Recommender:
     def embed(self, histories: Any, raw: bool = False, exclude_seen: bool = True) -> Embedded:
         """Stage 1 of :meth:`recommend`: the histories' interests, the items to exclude (all of each
         history's known items, unless ``exclude_seen=False``) and the cold rows (no known item)."""
+        flat, lengths, single = self._flatten(histories)
+        return self.embed_flat(flat, lengths, raw=raw, exclude_seen=exclude_seen)._replace(single=single)
+
+    def embed_flat(self, values: np.ndarray, lengths: np.ndarray, raw: bool = False, exclude_seen: bool = True) -> Embedded:
+        """:meth:`embed` for a batch given back to back: ``values`` holds the histories' ids one
+        after the other, ``lengths`` each history's count (a list column's values and lengths,
+        as the batch pipeline has them: no per-history arrays)."""
         from .interests import compute_interests
 
-        seen: list[Any] = []
-        hist, mask, single = self._histories(histories, raw, seen=seen)
+        hist, mask, ids, owner = self._windows(np.asarray(values), np.asarray(lengths, np.int64), raw)
         interests = compute_interests(self.model, hist, mask, self.device).cpu().numpy()
-        ids, owner = seen[0] if exclude_seen else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if not exclude_seen:
+            ids, owner = ids[:0], owner[:0]
         cold = mask[:, 0] == 0  # histories are left-aligned: no first item, no item at all
-        return Embedded(interests, np.asarray(ids, np.int64), np.asarray(owner, np.int64), cold, single)
+        return Embedded(interests, ids.astype(np.int64, copy=False), owner.astype(np.int64, copy=False), cold, False)
 
     def rank(self, emb: Embedded, n: int = 50, lam: float = 0.0, raw: bool = False) -> Recommendations:
         """Stage 2 of :meth:`recommend`: retrieval per interest, deep enough that ``n`` unseen

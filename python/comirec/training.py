@@ -196,11 +196,9 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset, device
     from .retrieval import resolve_backend
 
     run = Path(cfg.out)
-    if not world.distributed:
-        model_cfg, cfg, resume_state = _prepare_run(run, model_cfg, cfg, ds)
-    else:  # rank 0 creates (or reads) the run; every rank then reads the same resume state
-        model_cfg, cfg, has_state = distributed.from_main(world, lambda: _prepare_run(run, model_cfg, cfg, ds, state=False))
-        resume_state = load_checkpoint(run / LAST) if has_state else None
+    # Rank 0 creates (or, resuming, reads) the run; every rank then reads the same resume state.
+    model_cfg, cfg = distributed.from_main(world, lambda: _prepare_run(run, model_cfg, cfg, ds))
+    resume_state = load_checkpoint(run / LAST) if cfg.resume and (run / LAST).is_file() else None
 
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg, ds.n_items).to(device)
@@ -370,9 +368,8 @@ def resume_config(run: Path, model_cfg: ModelConfig | None, cfg: TrainConfig, gi
     return stored_model, TrainConfig(**merged)
 
 
-def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset, state: bool = True) -> tuple[ModelConfig, TrainConfig, Any]:
-    """Create the run directory (or, resuming, read it): the model and training configs the run
-    has, and its resume state (``state=False``: whether it has one)."""
+def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset) -> tuple[ModelConfig, TrainConfig]:
+    """Create the run directory (or, resuming, read it): the model and training configs the run has."""
     if cfg.resume:
         stored = load_run_config(run)
         check_same_items(stored["dataset"]["n_items"], ds, f"--resume {run}")
@@ -384,9 +381,7 @@ def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Prepar
             atomic_write_text(run / CONFIG, json.dumps(stored, indent=2) + "\n")
         if not (run / ITEMS).is_file():  # killed between config.json and items.npz
             write_items(run, ds)
-        if not state:
-            return model_cfg, cfg, (run / LAST).is_file()
-        return model_cfg, cfg, load_checkpoint(run / LAST) if (run / LAST).is_file() else None
+        return model_cfg, cfg
     if run.exists() and (not run.is_dir() or set(os.listdir(run)) - _CREATION_LEFTOVERS):
         raise FileExistsError(f"run directory {run} already exists and is not empty (pass --resume to continue it, or choose another --out)")
     try:
@@ -399,7 +394,7 @@ def _prepare_run(run: Path, model_cfg: ModelConfig, cfg: TrainConfig, ds: Prepar
     config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "dataset": dataset_identity(ds)}
     write_items(run, ds)
     atomic_write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")  # last: it marks the run as created
-    return model_cfg, cfg, None if state else False
+    return model_cfg, cfg
 
 
 @dataclasses.dataclass
@@ -434,15 +429,16 @@ class _Trainer:
         self.loss_fn = make_loss(cfg.loss, ds.n_items, cfg.neg_factor * cfg.batch_size)
         self.sampler = TrainSampler(ds.indptr, ds.items, users=ds.users("train"), batch_size=cfg.batch_size,
                                     maxlen=model_cfg.maxlen, min_hist=cfg.min_hist, seed=cfg.seed)
-        self.ddp: Any = None
-        if world.distributed:
+        # This process's rows of each global batch (all of them in one process).
+        self.rows = world.rows(cfg.batch_size) if world.distributed else slice(None)
+        self.torch_device = torch_device(device)
+        self.loss_step: Any = _loss_module(model, self.loss_fn, model_cfg.training_readout)
+        if world.distributed:  # DDP averages the ranks' gradients in the backward pass
             from torch.nn.parallel import DistributedDataParallel
 
-            rows = world.rows(cfg.batch_size)
-            model.batch_rows = (rows.start, cfg.batch_size)
-            dev = torch_device(device)
-            self.ddp = DistributedDataParallel(_loss_module(model, self.loss_fn, model_cfg.training_readout),
-                                               device_ids=[dev.index] if dev.type == "cuda" else None)
+            model.batch_rows = (self.rows.start, cfg.batch_size)
+            dev = self.torch_device
+            self.loss_step = DistributedDataParallel(self.loss_step, device_ids=[dev.index] if dev.type == "cuda" else None)
         self.st = _State()
 
     def save_last(self) -> None:
@@ -462,14 +458,11 @@ class _Trainer:
         torch.manual_seed(_step_seed(self.cfg.seed, step))
         rng = np.random.default_rng([self.cfg.seed, step])  # the negatives: the same on every rank
         batch = self.sampler.batch(step)
-        rows = self.world.rows(self.cfg.batch_size) if self.world.distributed else slice(None)
+        rows = self.rows
         history = torch.from_numpy(batch.history[rows]).to(self.device, non_blocking=True)
         mask = torch.from_numpy(batch.mask[rows]).to(self.device, non_blocking=True)
         target = torch.from_numpy(batch.target[rows]).to(self.device, non_blocking=True)
-        if self.ddp is not None:  # DDP averages the ranks' gradients in the backward pass
-            loss = self.ddp(history, mask, target, rng)
-        else:
-            loss = batch_loss(self.model, self.loss_fn, history, mask, target, rng, self.model_cfg.training_readout)
+        loss = self.loss_step(history, mask, target, rng)
         self.optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         self.optimizer.step()
@@ -550,7 +543,7 @@ class _Trainer:
                         loss_sum, loss_n = 0.0, 0
                     st.elapsed = time.perf_counter() - t_start
                     local = "interrupted" if stop.set else "max_minutes" if st.elapsed >= budget and self.world.main else None
-                    reason = distributed.stop_reason(self.world, local, torch_device(self.device)) if self.world.distributed else local
+                    reason = distributed.stop_reason(self.world, local, self.torch_device)
                     if reason is not None:
                         return reason
             return "patience" if st.bad >= cfg.patience else "max_steps"
