@@ -180,3 +180,77 @@ def test_recommender_aggregate_and_metrics_run_inside_ray_workers(trained) -> No
     np.testing.assert_array_equal(got, want.items)
     np.testing.assert_array_equal(got_items, local_agg.items)
     assert got_metrics == local_metrics
+
+
+def _spark_session():  # type: ignore[no-untyped-def]
+    """A local Spark (2 cores) whose Python workers run this interpreter, or a skip saying why."""
+    import os
+    import shutil
+
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'comirec[spark]')")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs a Java runtime (17 or newer); none is on PATH and JAVA_HOME is unset")
+    os.environ["PYSPARK_PYTHON"] = os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    return (SparkSession.builder.master("local[2]").appName("comirec-test")
+            .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2").getOrCreate())
+
+
+# py4j leaves its sockets to the JVM for the garbage collector after spark.stop()
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_recommender_aggregate_and_metrics_run_inside_spark_workers(trained) -> None:  # type: ignore[no-untyped-def]
+    """The Recommender (pickled into the tasks' closures), comirec.aggregate and comirec.metrics
+    run in Spark's Python workers and give what they give here: per user through an RDD, and over
+    a DataFrame of raw-id histories with mapInArrow (what a Spark user writes)."""
+    ds, run = trained
+    spark = _spark_session()
+    try:
+        rec = Recommender.load(run)
+        users = ds.users("test")[:12]
+        hists = [ds.items[ds.indptr[u] : ds.indptr[u + 1]].astype(np.int64) for u in users]
+        want = rec.recommend(hists, n=10, lam=0.3)
+        rng = np.random.default_rng(0)
+        items = rng.integers(1, 50, (4, 3, 20))
+        scores = rng.random((4, 3, 20)).astype(np.float32)
+        cats = rng.integers(0, 5, 51)
+        local_agg = comirec.aggregate((items, scores), cats, lam=0.5, n=10)
+        targets = [[1, 2], [3], [4, 5, 6], [7]]
+        local_metrics = comirec.metrics(local_agg.items, targets, cats=cats, ks=(10,))
+        sc = spark.sparkContext
+
+        def serve(part):  # type: ignore[no-untyped-def]
+            part = list(part)
+            out = rec.recommend([h for _, h in part], n=10, lam=0.3).items
+            return [(i, row) for (i, _), row in zip(part, out)]
+
+        got = dict(sc.parallelize(list(enumerate(hists)), 3).mapPartitions(serve).collect())
+        np.testing.assert_array_equal(np.stack([got[i] for i in range(len(hists))]), want.items)
+
+        def agg_and_score(_: object) -> list:  # type: ignore[type-arg]
+            out = comirec.aggregate((items, scores), cats, lam=0.5, n=10)
+            return [(out.items, comirec.metrics(out.items, targets, cats=cats, ks=(10,)))]
+
+        [(got_items, got_metrics)] = sc.parallelize([0], 1).mapPartitions(agg_and_score).collect()
+        np.testing.assert_array_equal(got_items, local_agg.items)
+        assert got_metrics == local_metrics
+
+        # a DataFrame of raw-id histories -> each user's top-n raw ids, Arrow batch by Arrow batch
+        raw = [ds.item_raw[h].tolist() for h in hists]
+        df = spark.createDataFrame([(f"u{int(u)}", h) for u, h in zip(users, raw)], "user_id string, history array<long>")
+
+        def top_n(batches):  # type: ignore[no-untyped-def]
+            import warnings
+
+            for b in batches:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # unknown raw ids are dropped, as in recommend
+                    out = rec.recommend(b.column("history").to_pylist(), n=10, lam=0.3, raw=True)
+                top = [[i for i in row if i is not None] for row in out.items.tolist()]
+                yield pa.RecordBatch.from_pydict({"user_id": b.column("user_id"), "items": top})
+
+        rows = df.mapInArrow(top_n, "user_id string, items array<long>").collect()
+        by_user = {r["user_id"]: r["items"] for r in rows}
+        assert [by_user[f"u{int(u)}"] for u in users] == expected(run, raw, n=10, lam=0.3)
+    finally:
+        spark.stop()
