@@ -25,7 +25,7 @@ from comirec.data import TrainSampler  # noqa: E402
 from comirec.losses import SampledSoftmaxLoss  # noqa: E402
 from comirec.config import ModelConfig  # noqa: E402
 from comirec.models import build_model, dynamic_routing  # noqa: E402
-from comirec.training import batch_loss, make_optimizer  # noqa: E402
+from comirec.training import batch_loss, gather_rows, loss_from_rows, make_optimizer  # noqa: E402
 
 N_USERS, N_ITEMS, BATCH, MAXLEN = 22_363, 12_101, 128, 20
 MODELS = ["youtube-dnn", "gru4rec", "mind", "comirec-dr", "comirec-sa"]
@@ -111,6 +111,47 @@ def test_train_step(benchmark, sampler: TrainSampler, name: str) -> None:  # typ
 @pytest.mark.parametrize("name", ["youtube-dnn", "comirec-dr", "comirec-sa"])
 def test_train_step_naive(benchmark, sampler: TrainSampler, name: str) -> None:  # type: ignore[no-untyped-def]
     _run(benchmark, NaiveStep(name, sampler), name, "naive")
+
+
+LARGE_ITEMS = 1_000_000  # a catalogue where the dense Adam step over every row dominates
+
+
+class LargeCatalogueStep:
+    """One ComiRec-SA step over a 1M-item table: the default dense (fused) Adam, or
+    ``--sparse-items`` (sparse gradient of the gathered rows, SparseAdam on the table), on the
+    same sampler batches (ids folded into the larger catalogue)."""
+
+    def __init__(self, sampler: TrainSampler, sparse: bool) -> None:
+        torch.manual_seed(0)
+        self.model = build_model(ModelConfig(model="comirec-sa"), LARGE_ITEMS).train()
+        self.opt = make_optimizer(self.model, 1e-3, "cpu", sparse_items=sparse)
+        self.loss_fn = SampledSoftmaxLoss(LARGE_ITEMS, 10 * BATCH)
+        self.sampler, self.step_no, self.sparse = sampler, 0, sparse
+
+    def __call__(self) -> float:
+        b = self.sampler.batch(self.step_no)
+        rng = np.random.default_rng(self.step_no)
+        self.step_no += 1
+        # spread the Beauty-sized ids over the large catalogue (0 stays padding)
+        spread = lambda a: torch.from_numpy(a.astype(np.int64) * (LARGE_ITEMS // N_ITEMS))  # noqa: E731
+        h, m, t = spread(b.history), torch.from_numpy(b.mask), spread(b.target)
+        rows, neg = gather_rows(self.model, self.loss_fn, h, t, rng, sparse=self.sparse)
+        loss = loss_from_rows(self.model, self.loss_fn, rows, neg, m, t, "max")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense-adam", "sparse-items"])
+def test_train_step_large_catalogue(benchmark, sampler: TrainSampler, sparse: bool) -> None:  # type: ignore[no-untyped-def]
+    step = LargeCatalogueStep(sampler, sparse)
+    for _ in range(3):
+        step()
+    benchmark.group = f"train-step comirec-sa {LARGE_ITEMS:,} items B={BATCH}"
+    benchmark.extra_info.update(contender="sparse-items" if sparse else "dense-adam", users=BATCH, threads=torch.get_num_threads())
+    loss = benchmark.pedantic(step, rounds=15, iterations=1, warmup_rounds=0)
+    assert math.isfinite(loss) and loss > 0
 
 
 def test_sampler_batch(benchmark, sampler: TrainSampler) -> None:  # type: ignore[no-untyped-def]

@@ -125,3 +125,35 @@ def test_world_rows_partition_the_global_batch() -> None:
     rows = [World(rank=r, size=4).rows(32) for r in range(4)]
     covered = np.concatenate([np.arange(32)[s] for s in rows])
     assert covered.tolist() == list(range(32))
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """More items than one batch's negatives, so that the sampled softmax is sampled."""
+    from comirec.config import SynthConfig
+    from comirec.data import synthesize
+
+    out = tmp_path_factory.mktemp("ddp") / "wide"
+    synthesize(SynthConfig(users=600, items=2000, categories=12, out=str(out), seed=1))
+    return out
+
+
+SPARSE = [s for s in SETTINGS if s not in ("--loss", "full")] + ["--sparse-items"]
+
+
+@pytest.mark.parametrize("model", ["youtube-dnn", "comirec-dr"])
+def test_sparse_item_table_two_ranks_train_what_one_process_trains(wide: Path, tmp_path: Path, model: str) -> None:
+    """--sparse-items: the item table's rows are gathered outside DDP and its sparse gradient is
+    all-reduced over the ranks; the rest is under DDP. 2 ranks end where 1 process ends."""
+    args = ["train", "--model", model, "--data", str(wide), "--max-steps", "30", "--eval-every", "15", *SPARSE]
+    ok(comirec(*args, "--out", str(tmp_path / "one")))
+    ok(comirec(*args, "--out", str(tmp_path / "two"), "--nproc-per-node", "2"))
+    a, b = last(tmp_path / "one"), last(tmp_path / "two")
+    assert a["step"] == b["step"] == 30
+    assert set(a["optimizer"]) == {"sparse_items"}  # SparseAdam + Adam
+    assert_same_model(a["model"], b["model"], atol=1e-5)
+    # and the sparse table did move: not the dense-Adam run, not the initial table
+    dense = [s for s in args if s != "--sparse-items"]
+    ok(comirec(*dense, "--out", str(tmp_path / "dense")))
+    table = "item_emb.weight"
+    assert not torch.allclose(a["model"][table], last(tmp_path / "dense")["model"][table], atol=1e-6)

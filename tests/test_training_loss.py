@@ -162,3 +162,36 @@ def test_max_readout_sampled_logits() -> None:
     log_q_true = loss.sampler.log_expected_count(target, neg.num_tries)
     expected = sampled_softmax_from_logits(true, sampled, log_q_true, neg.log_q, hits)
     torch.testing.assert_close(got, expected)
+
+
+def test_sparse_items_resume_exactly_and_refuse_what_they_cannot_do(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--sparse-items (SparseAdam on the item table, Adam elsewhere): a resumed run ends
+    bit-identical to an uninterrupted one, and the combinations it cannot honour are refused
+    naming the option."""
+    import dataclasses
+
+    from comirec.config import ModelConfig, SynthConfig, TrainConfig
+    from comirec.data import synthesize
+    from comirec.training import resume_config, train
+
+    data = tmp_path / "wide"
+    synthesize(SynthConfig(users=400, items=2000, categories=10, out=str(data), seed=2))
+    mc = ModelConfig(model="comirec-sa", interests=2, dim=16)
+    base = TrainConfig(data=str(data), out=str(tmp_path / "full"), max_steps=20, eval_every=10, batch_size=32,
+                       threads=1, patience=100, progress=False, sparse_items=True)
+    train(mc, base)
+    train(mc, dataclasses.replace(base, out=str(tmp_path / "cut"), max_steps=10))
+    train(mc, dataclasses.replace(base, out=str(tmp_path / "cut"), resume=True))
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 20
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    with pytest.raises(ValueError, match="sparse_items"):
+        TrainConfig(data=str(data), out="x", loss="full", sparse_items=True)
+    with pytest.raises(ValueError, match="sparse_items"):
+        TrainConfig(data=str(data), out="x", weight_decay=0.1, sparse_items=True)
+    with pytest.raises(ValueError, match="sparse_items"):  # a sparse run is not resumed as a dense one
+        resume_config(tmp_path / "full", mc, dataclasses.replace(base, sparse_items=False, resume=True), given={"sparse_items"})
+    with pytest.raises(ValueError, match="sparse_items"):  # 10 x 256 negatives cover the 2,000 items
+        train(mc, dataclasses.replace(base, out=str(tmp_path / "exact"), batch_size=256))

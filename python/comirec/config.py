@@ -186,6 +186,10 @@ class TrainConfig:
     batch_size: int = _field(128, "training batch size (Books 128, Taobao 256)")
     lr: float = _field(1e-3, "Adam learning rate")
     weight_decay: float = _field(0.0, "decoupled weight decay (AdamW; 0 = plain Adam, the authors' optimiser)")
+    sparse_items: bool = _field(False, "item table with sparse gradients and lazy Adam (torch's SparseAdam: only the rows "
+                                       "in a batch are updated, their moments included), for large catalogues where the "
+                                       "dense Adam step over every row dominates; dense Adam is the authors'. Not with "
+                                       "--loss full or --weight-decay")
     loss: str = _field("sampled", "sampled softmax (the paper) or full softmax (small catalogues)", choices=("sampled", "full"))
     neg_factor: int = _field(10, "sampled negatives per batch row: num_sampled = neg_factor x batch_size")
     min_hist: int = _field(4, "smallest history before a training cut (the authors use 4)")
@@ -222,6 +226,11 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not self.max_minutes >= 0:
             raise ValueError(f"max_minutes must be >= 0, got {self.max_minutes}")
+        if self.sparse_items and self.loss == "full":
+            raise ValueError("sparse_items: the full softmax scores every item, so its gradient is dense; "
+                             "expected --loss sampled with --sparse-items")
+        if self.sparse_items and self.weight_decay > 0:
+            raise ValueError("sparse_items: lazy Adam has no weight decay; expected --weight-decay 0 with --sparse-items")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,6 +309,7 @@ class ReproduceConfig:
     # help and choices); every field whose name both have reaches every run (run_configs).
     routing_iters: int = _shared(ModelConfig, "routing_iters")
     weight_decay: float = _shared(TrainConfig, "weight_decay")
+    sparse_items: bool = _shared(TrainConfig, "sparse_items")
     loss: str = _shared(TrainConfig, "loss")
     neg_factor: int = _shared(TrainConfig, "neg_factor")
     min_hist: int = _shared(TrainConfig, "min_hist")

@@ -77,18 +77,30 @@ def batch_loss(model: InterestModel, loss_fn: SampledSoftmaxLoss, history: torch
     the target and the negatives. ``"max"`` scores every item, target and negatives alike, by its
     best interest: the ranking function that retrieval + merge apply at evaluation.
 
-    History, target and negative rows come from the item table in a single gather, so the
-    backward pass scatters into the table's gradient once."""
+    History, target and negative rows come from the item table in a single gather
+    (:func:`gather_rows`), so the backward pass scatters into the table's gradient once."""
+    rows, neg = gather_rows(model, loss_fn, history, target, rng)
+    return loss_from_rows(model, loss_fn, rows, neg, mask, target, readout)
+
+
+def gather_rows(model: InterestModel, loss_fn: SampledSoftmaxLoss, history: torch.Tensor, target: torch.Tensor,
+                rng: np.random.Generator, sparse: bool = False) -> tuple[torch.Tensor, Any]:
+    """The item-table rows of a batch, history (B·T), target (B) and negatives (S) in one gather
+    (``sparse``: with a sparse gradient), and the negatives drawn (None: full softmax)."""
     import torch
     import torch.nn.functional as F
 
-    from .models import select_interest
-
-    weight = model.item_emb.weight
-    B, T = history.shape
     neg = None if loss_fn.exact else loss_fn.draw(rng, history.device)
     parts = [history.reshape(-1), target] + ([neg.ids] if neg is not None else [])
-    rows = F.embedding(torch.cat(parts), weight)
+    return F.embedding(torch.cat(parts), model.item_emb.weight, sparse=sparse), neg
+
+
+def loss_from_rows(model: InterestModel, loss_fn: SampledSoftmaxLoss, rows: torch.Tensor, neg: Any, mask: torch.Tensor,
+                   target: torch.Tensor, readout: str) -> torch.Tensor:
+    """:func:`batch_loss` from the gathered rows (:func:`gather_rows`)."""
+    from .models import select_interest
+
+    B, T = mask.shape
     his = rows[: B * T].view(B, T, -1) * mask.unsqueeze(-1)
     target_vec = rows[B * T : B * T + B]
     interests = model.encode(his, mask)
@@ -96,7 +108,7 @@ def batch_loss(model: InterestModel, loss_fn: SampledSoftmaxLoss, history: torch
     if neg is None:
         from .losses import full_softmax_loss
 
-        return full_softmax_loss(user, target, weight)
+        return full_softmax_loss(user, target, model.item_emb.weight)
     return loss_fn.loss(user, target, target_vec, neg, rows[B * T + B :])
 
 
@@ -116,12 +128,69 @@ def _loss_module(model: InterestModel, loss_fn: SampledSoftmaxLoss, readout: str
     return BatchLoss()
 
 
-def make_optimizer(model: InterestModel, lr: float, device: Device, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def _dense_loss_module(model: InterestModel, loss_fn: SampledSoftmaxLoss, readout: str) -> torch.nn.Module:
+    """:func:`loss_from_rows` as a module whose parameters are the model's except the item table
+    (``--sparse-items``): DistributedDataParallel cannot hold a parameter with sparse gradients
+    (torch 2.15: "Cannot access storage of SparseTensorImpl" in the backward pass, even when told to
+    ignore it), so the rows are gathered outside it and the table's gradient is all-reduced
+    as a sparse tensor (:meth:`_Trainer.step`)."""
+    from torch import nn
+
+    class DenseLoss(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            object.__setattr__(self, "_model", model)  # not a submodule: its item table stays out
+            self.parts = nn.ModuleList([m for m in model.children() if m is not model.item_emb])
+            self.own = nn.ParameterList(list(model.parameters(recurse=False)))
+
+        def forward(self, rows: torch.Tensor, neg: Any, mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return loss_from_rows(self._model, loss_fn, rows, neg, mask, target, readout)
+
+        _model: InterestModel
+
+    return DenseLoss()
+
+
+class SparseItemsAdam:
+    """``--sparse-items``: SparseAdam (lazy Adam) for the item table, Adam for the other parameters;
+    one optimizer to the training loop (step, zero_grad, state_dict, load_state_dict)."""
+
+    def __init__(self, model: InterestModel, lr: float) -> None:
+        import torch
+
+        table = model.item_emb.weight
+        rest = [p for p in model.parameters() if p.requires_grad and p is not table]
+        self.parts = [torch.optim.SparseAdam([table], lr=lr)] + ([torch.optim.Adam(rest, lr=lr)] if rest else [])
+
+    def step(self) -> None:
+        for o in self.parts:
+            o.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.parts:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sparse_items": [o.state_dict() for o in self.parts]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        parts = state.get("sparse_items") if isinstance(state, dict) else None
+        if not isinstance(parts, list) or len(parts) != len(self.parts):
+            raise ValueError("the checkpoint's optimizer state is not that of --sparse-items (SparseAdam + Adam)")
+        for o, s in zip(self.parts, parts):
+            o.load_state_dict(s)
+
+
+def make_optimizer(model: InterestModel, lr: float, device: Device, weight_decay: float = 0.0,
+                   sparse_items: bool = False) -> Any:
     """Adam (dense, like the authors' TF Adam); with ``weight_decay`` > 0, AdamW: decoupled decay
     (``p -= lr * weight_decay * p`` each step, every parameter, the item table included), not an
     L2 term in the gradient. The fused kernel is ~20x faster than the default per-tensor loop on
-    CPU for the item table."""
+    CPU for the item table. ``sparse_items``: :class:`SparseItemsAdam`."""
     import torch
+
+    if sparse_items and model.item_emb.weight.requires_grad:
+        return SparseItemsAdam(model, lr)
 
     params = [p for p in model.parameters() if p.requires_grad]
     def make(fused: bool | None) -> torch.optim.Optimizer:
@@ -424,21 +493,33 @@ class _Trainer:
 
         self.model, self.cfg, self.model_cfg, self.device, self.run = model, cfg, model_cfg, device, run
         self.validate, self.log, self.on_validate, self.world = validate, log, on_validate, world
-        self.optimizer = make_optimizer(model, cfg.lr, device, cfg.weight_decay)
+        self.optimizer = make_optimizer(model, cfg.lr, device, cfg.weight_decay, cfg.sparse_items)
+        # --sparse-items: the item table's rows are gathered outside the (DDP) loss module
+        self.sparse = cfg.sparse_items and model.item_emb.weight.requires_grad
         # The negatives of the global batch: with P ranks, every rank draws the same ones.
         self.loss_fn = make_loss(cfg.loss, ds.n_items, cfg.neg_factor * cfg.batch_size)
+        if self.sparse and self.loss_fn.exact:
+            raise ValueError(f"sparse_items: {cfg.neg_factor} x {cfg.batch_size} negatives cover all {ds.n_items} items, so "
+                             "the softmax is the full one and its gradient dense; expected a smaller --neg-factor or "
+                             "--batch-size with --sparse-items")
         self.sampler = TrainSampler(ds.indptr, ds.items, users=ds.users("train"), batch_size=cfg.batch_size,
                                     maxlen=model_cfg.maxlen, min_hist=cfg.min_hist, seed=cfg.seed)
         # This process's rows of each global batch (all of them in one process).
         self.rows = world.rows(cfg.batch_size) if world.distributed else slice(None)
         self.torch_device = torch_device(device)
-        self.loss_step: Any = _loss_module(model, self.loss_fn, model_cfg.training_readout)
+        self.loss_step: Any = (_dense_loss_module if self.sparse else _loss_module)(model, self.loss_fn, model_cfg.training_readout)
         if world.distributed:  # DDP averages the ranks' gradients in the backward pass
+            import torch.distributed as dist
             from torch.nn.parallel import DistributedDataParallel
 
+            if self.sparse and dist.get_backend() != "gloo":
+                raise ValueError(f"sparse_items: the {dist.get_backend()} backend has no sparse all-reduce; "
+                                 "expected CPU ranks (gloo) with --sparse-items, or a dense item table")
             model.batch_rows = (self.rows.start, cfg.batch_size)
             dev = self.torch_device
             self.loss_step = DistributedDataParallel(self.loss_step, device_ids=[dev.index] if dev.type == "cuda" else None)
+            if self.sparse:  # outside DDP: start every rank from rank 0's table, as DDP does for the rest
+                dist.broadcast(model.item_emb.weight.data, 0)
         self.st = _State()
 
     def save_last(self) -> None:
@@ -462,9 +543,21 @@ class _Trainer:
         history = torch.from_numpy(batch.history[rows]).to(self.device, non_blocking=True)
         mask = torch.from_numpy(batch.mask[rows]).to(self.device, non_blocking=True)
         target = torch.from_numpy(batch.target[rows]).to(self.device, non_blocking=True)
-        loss = self.loss_step(history, mask, target, rng)
+        if self.sparse:
+            gathered, neg = gather_rows(self.model, self.loss_fn, history, target, rng, sparse=True)
+            loss = self.loss_step(gathered, neg, mask, target)
+        else:
+            loss = self.loss_step(history, mask, target, rng)
         self.optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
+        if self.sparse and self.world.distributed:  # the table's rows: summed over ranks, averaged as DDP does
+            import torch.distributed as dist
+
+            table = self.model.item_emb.weight
+            assert table.grad is not None  # every batch gathers rows of the table
+            grad = table.grad.coalesce()
+            dist.all_reduce(grad)
+            table.grad = grad / self.world.size
         self.optimizer.step()
         return loss.detach()
 
