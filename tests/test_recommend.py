@@ -132,14 +132,17 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(trained, tmp_path) -> N
 
 
 @needs_ray
-def test_ray_pipeline_gives_what_the_local_loop_gives(trained, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("index", ["Flat", "IVF8,Flat"])
+def test_ray_pipeline_gives_what_the_local_loop_gives(trained, tmp_path, index) -> None:  # type: ignore[no-untyped-def]
+    """The same lists, user by user; with an IVF index too (built once, in the driver, and
+    shipped to the actors: one built in each actor could have other lists)."""
     ds, run = trained
     ids, hists = users_file(ds, tmp_path / "users.parquet")
     local = RecommendConfig(run=str(run), users=str(tmp_path / "users.parquet"), out=str(tmp_path / "local"), n=10, lam=0.2,
-                            engine="local")
+                            engine="local", index=index, nprobe=2)
     recommend(local)
     cfg = RecommendConfig(run=str(run), users=str(tmp_path / "users.parquet"), out=str(tmp_path / "ray"), n=10, lam=0.2,
-                          engine="ray", batch_size=8, workers=2, threads=1)
+                          engine="ray", batch_size=8, workers=2, threads=1, index=index, nprobe=2)
     summary = recommend(cfg)
     assert summary["engine"] == "ray" and summary["users"] == 30
     a, b = read_out(tmp_path / "local").to_pydict(), read_out(tmp_path / "ray").to_pydict()
@@ -254,3 +257,23 @@ def test_recommender_aggregate_and_metrics_run_inside_spark_workers(trained) -> 
         assert [by_user[f"u{int(u)}"] for u in users] == expected(run, raw, n=10, lam=0.3)
     finally:
         spark.stop()
+
+
+def test_a_trained_index_travels_with_the_recommender(trained) -> None:  # type: ignore[no-untyped-def]
+    """Pickling (what Ray and Spark do) ships an IVF index as faiss's bytes, the same index and
+    the same lists; an exact index is rebuilt from the model instead (nothing extra to ship)."""
+    import pickle
+
+    faiss = pytest.importorskip("faiss")
+    ds, run = trained
+    hists = [ds.items[ds.indptr[u] : ds.indptr[u + 1]].astype(np.int64) for u in ds.users("test")[:20]]
+    ivf = Recommender.load(run, factory="IVF8,Flat", nprobe=2)
+    state = ivf.__getstate__()
+    assert state["index"] is ivf.index
+    copy = pickle.loads(pickle.dumps(ivf))
+    assert bytes(faiss.serialize_index(copy.index._index)) == bytes(faiss.serialize_index(ivf.index._index))
+    assert copy.index.nprobe == 2 and copy.index._index.nprobe == 2
+    np.testing.assert_array_equal(copy.recommend(hists, n=10, lam=0.2).items, ivf.recommend(hists, n=10, lam=0.2).items)
+    flat = Recommender.load(run)
+    assert flat.__getstate__()["index"] is None
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(flat)).recommend(hists, n=10).items, flat.recommend(hists, n=10).items)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .config import RecommendConfig
+    from .serving import Recommender
 
 USER_ID, HISTORY, ITEMS, SCORES = "user_id", "history", "items", "scores"
 # Between the stages (per row, since Ray may re-batch rows between them): the K·d interests, the
@@ -107,13 +108,19 @@ class RankStage:
     (raw ids, best first; a list shorter than ``n`` only when the catalogue runs out) and
     ``scores`` (float32 f(u, i); NaN for a cold user's popular fallback)."""
 
-    def __init__(self, run: str, n: int = 50, lam: float = 0.0, factory: str = "Flat", nprobe: int = 16,
-                 ef_search: int | None = None, device: str = "cpu", threads: int = 0) -> None:
+    def __init__(self, run: str | None = None, n: int = 50, lam: float = 0.0, factory: str = "Flat", nprobe: int = 16,
+                 ef_search: int | None = None, device: str = "cpu", threads: int = 0, rec: Recommender | None = None) -> None:
+        """Load ``run`` and build its index here, or take ``rec`` (its index built where it was
+        made: the Ray pipeline builds it once, in the driver, for every actor)."""
         from .serving import Recommender
 
         if threads:
             _set_search_threads(threads)
-        self.rec = Recommender.load(run, device=device, factory=factory, nprobe=nprobe, ef_search=ef_search)
+        if rec is None:
+            if run is None:
+                raise ValueError("RankStage: expected a run directory or a Recommender")
+            rec = Recommender.load(run, device=device, factory=factory, nprobe=nprobe, ef_search=ef_search)
+        self.rec = rec
         self.n, self.lam = n, lam
         self.d = int(self.rec.model.dim)
 
@@ -339,14 +346,23 @@ def _run_ray(cfg: RecommendConfig, tmp: Path, log: Callable[[str], None]) -> dic
             ds = ray.data.read_parquet(cfg.users).select_columns([USER_ID, HISTORY])
         else:
             ds = ray.data.from_arrow(list(_batches(cfg)))
+        # Ray runs one task per block: a single Parquet file is one block, which would leave all
+        # actors but one idle. A few blocks per actor (order kept) let every actor work.
+        ds = ds.repartition(4 * workers, shuffle=False)
         embed_gpu = (gpus > 0 and cfg.device in ("auto", "cuda")) or cfg.device.startswith("cuda:")
         ds = ds.map_batches(EmbedStage, fn_constructor_kwargs={"run": str(Path(cfg.run).resolve()), "device": "cuda" if embed_gpu else "cpu",
                                                                "threads": threads, "exclude_seen": cfg.exclude_seen},
                             batch_size=cfg.batch_size, batch_format="pyarrow", compute=pool,
                             num_gpus=(1 / workers if embed_gpu else 0), num_cpus=cpu_each)
-        ds = ds.map_batches(RankStage, fn_constructor_kwargs={"run": str(Path(cfg.run).resolve()), "n": cfg.n, "lam": cfg.lam,
-                                                              "factory": cfg.index, "nprobe": cfg.nprobe, "ef_search": cfg.ef_search,
-                                                              "threads": threads},
+        # The item index is built here, once, and shipped to every RankStage actor: a trained index
+        # (IVF, PQ, HNSW) rebuilt in each actor would differ with the actor's thread count, and
+        # so would its lists from those of --engine local (which builds it as this does).
+        if cfg.threads:
+            _set_search_threads(cfg.threads)
+        from .serving import Recommender
+
+        ranker = Recommender.load(cfg.run, device="cpu", factory=cfg.index, nprobe=cfg.nprobe, ef_search=cfg.ef_search)
+        ds = ds.map_batches(RankStage, fn_constructor_kwargs={"rec": ranker, "n": cfg.n, "lam": cfg.lam, "threads": threads},
                             batch_size=cfg.batch_size, batch_format="pyarrow", compute=pool, num_cpus=cpu_each)
         ds.write_parquet(str(tmp))
         stats = ds.stats()

@@ -166,6 +166,13 @@ class ItemIndex:
         except RuntimeError as exc:  # faiss reports a bad training set this way
             raise ValueError(f"factory: faiss cannot build {factory!r} for {self.n_items} items of dimension {self.dim}: "
                              f"{_faiss_reason(exc)} (expected a faiss index_factory string such as 'Flat', 'HNSW32' or 'IVF64,Flat')") from None
+        self._finish_faiss(index, to_gpu)
+
+    def _finish_faiss(self, index: Any, to_gpu: bool) -> None:
+        """Search parameters, then the GPU when asked: the last steps of building an index, and
+        all of unpickling one."""
+        faiss = _import_faiss(required=True)
+        factory = self.factory
         params = faiss.ParameterSpace()
         try:
             params.set_index_parameter(index, "nprobe", self.nprobe)
@@ -185,6 +192,33 @@ class ItemIndex:
             if hasattr(index, "nprobe"):
                 index.nprobe = self.nprobe
         self._index = index
+
+    # -- pickling: a trained index (IVF, PQ, HNSW) travels as faiss's serialised bytes, so that every
+    # worker searches the same index (k-means run again elsewhere, e.g. with another thread count,
+    # gives other lists); an exact torch index as its vectors.
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_index", "_gpu_res", "_torch_vectors")}
+        if self.backend.startswith("torch"):
+            state["_vectors"] = self._torch_vectors.detach().cpu().numpy()
+        else:
+            faiss = _import_faiss(required=True)
+            cpu = faiss.index_gpu_to_cpu(self._index) if self.backend == "faiss-gpu" else self._index
+            state["_faiss_bytes"] = faiss.serialize_index(cpu)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vectors, data = state.pop("_vectors", None), state.pop("_faiss_bytes", None)
+        self.__dict__.update(state)
+        gpu = self.device.startswith("cuda") and _cuda_available()
+        if not gpu:  # a worker without a GPU serves on its CPU
+            self.device = "cpu"
+            self.backend = self.backend.replace("cuda", "cpu").replace("faiss-gpu", "faiss-cpu")
+        if vectors is not None:
+            self._init_torch(vectors)
+        else:
+            faiss = _import_faiss(required=True)
+            self._finish_faiss(faiss.deserialize_index(data), self.backend == "faiss-gpu")
 
     def search(self, queries: Any, n: int) -> Retrieved:
         """Top-``n`` items per query vector. ``queries``: (B, K, d) or (B, d) (then K = 1)."""
@@ -232,6 +266,12 @@ class ItemIndex:
             items[lo : lo + rows, :take] = top_i.cpu().numpy() + 1
             scores[lo : lo + rows, :take] = top_s.cpu().numpy()
         return Retrieved(items.reshape(B, K, n), scores.reshape(B, K, n))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _faiss_reason(exc: BaseException) -> str:

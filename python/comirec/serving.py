@@ -97,11 +97,14 @@ class Recommender:
     # -- pickling: Ray and Spark ship a Recommender to their workers -----------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        """The model's config and weights, the item tables and the index settings; the index is
-        rebuilt where the Recommender is unpickled (a Faiss index does not pickle)."""
+        """The model's config and weights, the item tables and the index settings. An exact index
+        is rebuilt where the Recommender is unpickled; a trained one (IVF, PQ, HNSW) travels as it
+        is (:class:`~comirec.retrieval.ItemIndex` pickles faiss's bytes), so that every worker
+        searches the index this process built: k-means run again elsewhere gives other lists."""
         state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        trained = self.index if self.index is not None and self.index.factory != "Flat" else None
         return {"config": self.config, "state": state, "item_raw": self.item_raw, "item_cat": self.item_cat,
-                "device": str(self.device), "index_args": self._index_args}
+                "device": str(self.device), "index_args": self._index_args, "index": trained}
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
         from .config import ModelConfig
@@ -116,7 +119,11 @@ class Recommender:
             device = "cpu"  # a worker without a GPU serves on its CPU
         dev = resolve_device(device)
         factory, nprobe, ef_search, index = saved["index_args"]
-        self.__init__(model.to(dev), config, saved["item_raw"], saved["item_cat"], dev, factory, nprobe, ef_search, index)  # type: ignore[misc]
+        trained = saved.get("index")
+        self.__init__(model.to(dev), config, saved["item_raw"], saved["item_cat"], dev, factory, nprobe, ef_search,  # type: ignore[misc]
+                      index and trained is None)
+        if trained is not None:
+            self.index, self._index_args = trained, (factory, nprobe, ef_search, index)
 
     # -- id handling ------------------------------------------------------------------------
 
