@@ -195,3 +195,34 @@ def test_sparse_items_resume_exactly_and_refuse_what_they_cannot_do(tmp_path) ->
         resume_config(tmp_path / "full", mc, dataclasses.replace(base, sparse_items=False, resume=True), given={"sparse_items"})
     with pytest.raises(ValueError, match="sparse_items"):  # 10 x 256 negatives cover the 2,000 items
         train(mc, dataclasses.replace(base, out=str(tmp_path / "exact"), batch_size=256))
+
+
+def test_final_eval_users_bounds_the_evaluation_after_training(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--final-eval-users N: the best model is evaluated on the first N valid and test users (a
+    dataset of millions of users would otherwise spend most of a short run there), and
+    metrics.json says so."""
+    import json
+
+    from comirec.config import ModelConfig, SynthConfig, TrainConfig
+    from comirec.data import synthesize
+    from comirec.training import train
+
+    data = tmp_path / "syn"
+    synthesize(SynthConfig(users=400, items=500, categories=10, out=str(data), seed=2))
+    cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), max_steps=10, eval_every=10, batch_size=32, threads=1,
+                      progress=False, final_eval_users=7)
+    train(ModelConfig(model="youtube-dnn", dim=16), cfg)
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["final_eval_users"] == 7
+    from comirec.data import load_prepared
+    from comirec.evaluation import evaluate_model, report_to_json
+    from comirec.runs import load_model
+
+    model, _ = load_model(tmp_path / "run", "cpu")
+    ds = load_prepared(str(data))
+    for split in ("valid", "test"):
+        first7 = report_to_json(evaluate_model(model, ds, split=split, ns=(20, 50), protocols=("standard",), max_users=7))
+        every = report_to_json(evaluate_model(model, ds, split=split, ns=(20, 50), protocols=("standard",)))
+        assert m[split]["standard"] == first7["standard"] != every["standard"]
+    with pytest.raises(ValueError, match="final_eval_users"):
+        TrainConfig(data=str(data), out="x", final_eval_users=-1)

@@ -196,6 +196,8 @@ class TrainConfig:
     eval_every: int = _field(1000, "validate every this many steps")
     patience: int = _field(10, "stop after this many validations without a better Recall@50")
     eval_users: int = _field(0, "validate on the first this many validation users (0 = all)")
+    final_eval_users: int = _field(0, "after training, evaluate the best model on the first this many valid and test users "
+                                      "each (0 = all; metrics.json records the number): for datasets of millions of users")
     eval_batch_size: int = _field(1024, "users per evaluation batch")
     protocol: str = _field("standard", "metric formulas for validation", choices=PROTOCOLS)
     index: str = _field("Flat", "faiss index factory string for retrieval (Flat = exact; e.g. IVF4096,Flat or HNSW32)")
@@ -217,7 +219,7 @@ class TrainConfig:
         for name in ("max_steps", "batch_size", "neg_factor", "eval_every", "patience", "eval_batch_size", "nproc_per_node"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("min_hist", "eval_users", "threads"):
+        for name in ("min_hist", "eval_users", "final_eval_users", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:

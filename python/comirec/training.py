@@ -308,8 +308,11 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset, device
             summary = {"best_step": 0, "steps": 0, "train_seconds": 0.0, "train_samples_per_s": None}
         model, _ = load_model(run, device)
         for split in ("valid", "test") if evaluate_test else ("valid",):
-            rep = evaluate_model(model, ds, split=split, ns=(20, 50), protocols=PROTOCOLS, **eval_kwargs)
+            rep = evaluate_model(model, ds, split=split, ns=(20, 50), protocols=PROTOCOLS,
+                                 max_users=cfg.final_eval_users or None, **eval_kwargs)
             summary[split] = report_to_json(rep)
+        if cfg.final_eval_users:
+            summary["final_eval_users"] = cfg.final_eval_users  # the first this many of each split
         summary["retrieval"] = retrieval
         summary["units"] = "fraction"  # the metrics are 0-1 (the printed tables are in %)
         atomic_write_text(run / METRICS, json.dumps(summary, indent=2) + "\n")
@@ -320,7 +323,7 @@ def _train(model_cfg: ModelConfig, cfg: TrainConfig, ds: PreparedDataset, device
 
 # Options that may change when a run is resumed; everything else comes from the stored config.
 _RESUMABLE = ("max_steps", "max_minutes", "patience", "progress", "device", "threads", "resume", "out", "data", "tensorboard",
-              "nproc_per_node")
+              "nproc_per_node", "final_eval_users")
 # Of those, the ones that change the run's length: a new value is written back to config.json.
 EXTENDABLE = ("max_steps", "max_minutes", "patience")
 # What a killed `comirec train` may leave before it wrote config.json: a new run may start there.
