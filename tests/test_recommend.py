@@ -145,25 +145,34 @@ def test_ray_pipeline_gives_what_the_local_loop_gives(trained, tmp_path, index) 
                           engine="ray", batch_size=8, workers=2, threads=1, index=index, nprobe=2)
     summary = recommend(cfg)
     assert summary["engine"] == "ray" and summary["users"] == 30
+    assert {"embed", "rank", "write"} <= set(summary["stage_seconds"])  # from Ray's stats
     a, b = read_out(tmp_path / "local").to_pydict(), read_out(tmp_path / "ray").to_pydict()
     by_user = dict(zip(b["user_id"], b["items"]))
     assert sorted(b["user_id"]) == sorted(ids)  # one row per input user
     assert [by_user[u] for u in a["user_id"]] == a["items"]
 
 
-@needs_ray
-def test_recommender_aggregate_and_metrics_run_inside_ray_workers(trained) -> None:  # type: ignore[no-untyped-def]
-    ds, run = trained
+def worker_inputs(ds, run: Path, users: np.ndarray) -> tuple:  # type: ignore[no-untyped-def, type-arg]
+    """What the worker tests compute in a worker and here: the Recommender, some users'
+    histories and their lists (λ = 0.3), random candidate lists with their categories and
+    targets, and their aggregation (λ = 0.5) and metrics."""
     rec = Recommender.load(run)
-    hists = [ds.items[ds.indptr[u] : ds.indptr[u + 1]].astype(np.int64) for u in ds.users("test")[:5]]
+    hists = [ds.items[ds.indptr[u] : ds.indptr[u + 1]].astype(np.int64) for u in users]
     want = rec.recommend(hists, n=10, lam=0.3)
     rng = np.random.default_rng(0)
     items = rng.integers(1, 50, (4, 3, 20))
     scores = rng.random((4, 3, 20)).astype(np.float32)
     cats = rng.integers(0, 5, 51)
-    local_agg = comirec.aggregate((items, scores), cats, lam=0.5, n=10)
     targets = [[1, 2], [3], [4, 5, 6], [7]]
+    local_agg = comirec.aggregate((items, scores), cats, lam=0.5, n=10)
     local_metrics = comirec.metrics(local_agg.items, targets, cats=cats, ks=(10,))
+    return rec, hists, want, (items, scores, cats, targets), local_agg, local_metrics
+
+
+@needs_ray
+def test_recommender_aggregate_and_metrics_run_inside_ray_workers(trained) -> None:  # type: ignore[no-untyped-def]
+    ds, run = trained
+    rec, hists, want, (items, scores, cats, targets), local_agg, local_metrics = worker_inputs(ds, run, ds.users("test")[:5])
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -209,17 +218,8 @@ def test_recommender_aggregate_and_metrics_run_inside_spark_workers(trained) -> 
     ds, run = trained
     spark = _spark_session()
     try:
-        rec = Recommender.load(run)
         users = ds.users("test")[:12]
-        hists = [ds.items[ds.indptr[u] : ds.indptr[u + 1]].astype(np.int64) for u in users]
-        want = rec.recommend(hists, n=10, lam=0.3)
-        rng = np.random.default_rng(0)
-        items = rng.integers(1, 50, (4, 3, 20))
-        scores = rng.random((4, 3, 20)).astype(np.float32)
-        cats = rng.integers(0, 5, 51)
-        local_agg = comirec.aggregate((items, scores), cats, lam=0.5, n=10)
-        targets = [[1, 2], [3], [4, 5, 6], [7]]
-        local_metrics = comirec.metrics(local_agg.items, targets, cats=cats, ks=(10,))
+        rec, hists, want, (items, scores, cats, targets), local_agg, local_metrics = worker_inputs(ds, run, users)
         sc = spark.sparkContext
 
         def serve(part):  # type: ignore[no-untyped-def]

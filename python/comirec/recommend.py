@@ -369,10 +369,23 @@ def _run_ray(cfg: RecommendConfig, tmp: Path, log: Callable[[str], None]) -> dic
         users = sum(pq_rows(f) for f in tmp.glob("*.parquet"))
         (tmp / "_ray_stats.txt").write_text(stats + "\n")
         return {"users": users, "shards": len(list(tmp.glob("*.parquet"))), "workers": workers, "threads_per_worker": threads,
-                "ray_cpus": cpus, "ray_gpus": gpus}
+                "ray_cpus": cpus, "ray_gpus": gpus, "stage_seconds": ray_stage_seconds(stats)}
     finally:
         if started:
             ray.shutdown()
+
+
+def ray_stage_seconds(stats: str) -> dict[str, float]:
+    """Per operator of a Ray Data run, the wall-clock seconds from its first task to its last
+    (``Dataset.stats()``'s "Operator N NAME: ... in X s" lines; the stages overlap as they stream):
+    {"embed": ..., "rank": ..., "write": ...} and the other operators under Ray's names."""
+    import re
+
+    names = {"MapBatches(EmbedStage)": "embed", "MapBatches(RankStage)": "rank", "Write": "write"}
+    out: dict[str, float] = {}
+    for name, seconds in re.findall(r"^Operator \d+ (\S+): .*? in ([0-9.]+)s\s*$", stats, flags=re.M):
+        out[names.get(name, name)] = float(seconds)
+    return out
 
 
 def pq_rows(path: Path) -> int:
