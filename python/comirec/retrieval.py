@@ -210,7 +210,7 @@ class ItemIndex:
     def __setstate__(self, state: dict[str, Any]) -> None:
         vectors, data = state.pop("_vectors", None), state.pop("_faiss_bytes", None)
         self.__dict__.update(state)
-        gpu = self.device.startswith("cuda") and _cuda_available()
+        gpu = self.device.startswith("cuda") and cuda_available()
         if not gpu:  # a worker without a GPU serves on its CPU
             self.device = "cpu"
             self.backend = self.backend.replace("cuda", "cpu").replace("faiss-gpu", "faiss-cpu")
@@ -268,7 +268,8 @@ class ItemIndex:
         return Retrieved(items.reshape(B, K, n), scores.reshape(B, K, n))
 
 
-def _cuda_available() -> bool:
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device (where an unpickled index or Recommender may use one)."""
     import torch
 
     return bool(torch.cuda.is_available())

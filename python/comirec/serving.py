@@ -115,7 +115,9 @@ class Recommender:
         model = build_model(ModelConfig.from_stored(config["model"]), int(config["dataset"]["n_items"]))
         model.load_state_dict(saved["state"])
         device = saved["device"]
-        if device.startswith("cuda") and not _cuda_available():
+        from .retrieval import cuda_available
+
+        if device.startswith("cuda") and not cuda_available():
             device = "cpu"  # a worker without a GPU serves on its CPU
         dev = resolve_device(device)
         factory, nprobe, ef_search, index = saved["index_args"]
@@ -263,12 +265,6 @@ class Recommender:
         if emb.single:
             return Recommendations(items[0], scores[0])
         return Recommendations(items, scores)
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
 
 
 def _is_single(histories: Any) -> bool:

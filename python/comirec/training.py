@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import torch
 
     from .data.prepared import PreparedDataset
-    from .losses import SampledSoftmaxLoss
+    from .losses import Negatives, SampledSoftmaxLoss
     from .device import Device
     from .models.base import InterestModel
 
@@ -84,7 +84,7 @@ def batch_loss(model: InterestModel, loss_fn: SampledSoftmaxLoss, history: torch
 
 
 def gather_rows(model: InterestModel, loss_fn: SampledSoftmaxLoss, history: torch.Tensor, target: torch.Tensor,
-                rng: np.random.Generator, sparse: bool = False) -> tuple[torch.Tensor, Any]:
+                rng: np.random.Generator, sparse: bool = False) -> tuple[torch.Tensor, Negatives | None]:
     """The item-table rows of a batch, history (B·T), target (B) and negatives (S) in one gather
     (``sparse``: with a sparse gradient), and the negatives drawn (None: full softmax)."""
     import torch
@@ -95,7 +95,7 @@ def gather_rows(model: InterestModel, loss_fn: SampledSoftmaxLoss, history: torc
     return F.embedding(torch.cat(parts), model.item_emb.weight, sparse=sparse), neg
 
 
-def loss_from_rows(model: InterestModel, loss_fn: SampledSoftmaxLoss, rows: torch.Tensor, neg: Any, mask: torch.Tensor,
+def loss_from_rows(model: InterestModel, loss_fn: SampledSoftmaxLoss, rows: torch.Tensor, neg: Negatives | None, mask: torch.Tensor,
                    target: torch.Tensor, readout: str) -> torch.Tensor:
     """:func:`batch_loss` from the gathered rows (:func:`gather_rows`)."""
     from .models import select_interest
@@ -143,7 +143,7 @@ def _dense_loss_module(model: InterestModel, loss_fn: SampledSoftmaxLoss, readou
             self.parts = nn.ModuleList([m for m in model.children() if m is not model.item_emb])
             self.own = nn.ParameterList(list(model.parameters(recurse=False)))
 
-        def forward(self, rows: torch.Tensor, neg: Any, mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        def forward(self, rows: torch.Tensor, neg: Negatives | None, mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             return loss_from_rows(self._model, loss_fn, rows, neg, mask, target, readout)
 
         _model: InterestModel
