@@ -55,11 +55,14 @@ class OurStep:
         b = self.sampler.batch(self.step_no)
         rng = np.random.default_rng(self.step_no)
         self.step_no += 1
-        loss = batch_loss(self.model, self.loss_fn, torch.from_numpy(b.history), torch.from_numpy(b.mask), torch.from_numpy(b.target), rng)
+        loss = self.loss(b, rng)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         return float(loss.detach())
+
+    def loss(self, b, rng: np.random.Generator) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        return batch_loss(self.model, self.loss_fn, torch.from_numpy(b.history), torch.from_numpy(b.mask), torch.from_numpy(b.target), rng)
 
 
 class NaiveStep(OurStep):
@@ -116,7 +119,7 @@ def test_train_step_naive(benchmark, sampler: TrainSampler, name: str) -> None: 
 LARGE_ITEMS = 1_000_000  # a catalogue where the dense Adam step over every row dominates
 
 
-class LargeCatalogueStep:
+class LargeCatalogueStep(OurStep):
     """One ComiRec-SA step over a 1M-item table: the default dense (fused) Adam, or
     ``--sparse-items`` (sparse gradient of the gathered rows, SparseAdam on the table), on the
     same sampler batches (ids folded into the larger catalogue)."""
@@ -128,19 +131,12 @@ class LargeCatalogueStep:
         self.loss_fn = SampledSoftmaxLoss(LARGE_ITEMS, 10 * BATCH)
         self.sampler, self.step_no, self.sparse = sampler, 0, sparse
 
-    def __call__(self) -> float:
-        b = self.sampler.batch(self.step_no)
-        rng = np.random.default_rng(self.step_no)
-        self.step_no += 1
+    def loss(self, b, rng: np.random.Generator) -> torch.Tensor:  # type: ignore[no-untyped-def]
         # spread the Beauty-sized ids over the large catalogue (0 stays padding)
         spread = lambda a: torch.from_numpy(a.astype(np.int64) * (LARGE_ITEMS // N_ITEMS))  # noqa: E731
         h, m, t = spread(b.history), torch.from_numpy(b.mask), spread(b.target)
         rows, neg = gather_rows(self.model, self.loss_fn, h, t, rng, sparse=self.sparse)
-        loss = loss_from_rows(self.model, self.loss_fn, rows, neg, m, t, "max")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return float(loss.detach())
+        return loss_from_rows(self.model, self.loss_fn, rows, neg, m, t, "max")
 
 
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense-adam", "sparse-items"])

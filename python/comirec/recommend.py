@@ -200,13 +200,14 @@ def read_split(data: str, split: str, batch_size: int) -> Iterator[pa.Table]:
     import pyarrow as pa
 
     from .data import load_prepared
+    from .data.sampler import eval_cut
 
     ds = load_prepared(data)
     users = ds.users(split)
     for a in range(0, len(users), batch_size):
         u = users[a : a + batch_size]
         start, end = ds.indptr[u], ds.indptr[u + 1]
-        k = (end - start) * 4 // 5
+        k = eval_cut(end - start)
         offsets = np.zeros(len(u) + 1, np.int64)
         np.cumsum(k, out=offsets[1:])
         idx = np.repeat(start - offsets[:-1], k) + np.arange(offsets[-1])

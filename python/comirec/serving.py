@@ -110,13 +110,12 @@ class Recommender:
         from .config import ModelConfig
         from .device import resolve_device
         from .models import build_model
+        from .retrieval import cuda_available
 
         config = saved["config"]
         model = build_model(ModelConfig.from_stored(config["model"]), int(config["dataset"]["n_items"]))
         model.load_state_dict(saved["state"])
         device = saved["device"]
-        from .retrieval import cuda_available
-
         if device.startswith("cuda") and not cuda_available():
             device = "cpu"  # a worker without a GPU serves on its CPU
         dev = resolve_device(device)

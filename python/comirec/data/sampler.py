@@ -155,6 +155,14 @@ def eval_batches(
     return _eval_iter(ip, it, us, maxlen, batch_size)
 
 
+def eval_cut(lengths: np.ndarray) -> np.ndarray:
+    """The evaluation protocol's cut per sequence, ``k = floor(0.8 * len)``: the first ``k``
+    items are the history, the rest the targets. In integers, as the Rust kernels' ``eval_cut``
+    (equal to the authors' ``int(len * 0.8)`` below 2^53); for callers that need whole histories,
+    not :func:`eval_batches`' windows."""
+    return np.asarray(lengths) * 4 // 5
+
+
 def _eval_iter(ip: np.ndarray, it: np.ndarray, us: np.ndarray, maxlen: int, batch_size: int) -> Iterator[EvalBatch]:
     for a in range(0, len(us), batch_size):
         chunk = np.ascontiguousarray(us[a : a + batch_size])
