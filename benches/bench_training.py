@@ -25,7 +25,7 @@ from comirec.data import TrainSampler  # noqa: E402
 from comirec.losses import SampledSoftmaxLoss  # noqa: E402
 from comirec.config import ModelConfig  # noqa: E402
 from comirec.models import build_model, dynamic_routing  # noqa: E402
-from comirec.training import batch_loss, gather_rows, loss_from_rows, make_optimizer  # noqa: E402
+from comirec.training import batch_ids, batch_loss, gather_rows, loss_from_rows, make_optimizer  # noqa: E402
 
 N_USERS, N_ITEMS, BATCH, MAXLEN = 22_363, 12_101, 128, 20
 MODELS = ["youtube-dnn", "gru4rec", "mind", "comirec-dr", "comirec-sa"]
@@ -120,34 +120,65 @@ LARGE_ITEMS = 1_000_000  # a catalogue where the dense Adam step over every row 
 
 
 class LargeCatalogueStep(OurStep):
-    """One ComiRec-SA step over a 1M-item table: the default dense (fused) Adam, or
-    ``--sparse-items`` (sparse gradient of the gathered rows, SparseAdam on the table), on the
-    same sampler batches (ids folded into the larger catalogue)."""
+    """One ComiRec-SA step over a 1M-item table: the default dense (fused) Adam,
+    ``--sparse-items`` (sparse gradient of the gathered rows, SparseAdam on the table), or
+    ``--embedding-sharding torchrec`` with one rank (the table in TorchRec's row-wise sharding, its
+    rows looked up through TorchRec and trained by FBGEMM's fused row-wise Adagrad in the backward
+    pass; Adam on the rest), on the same sampler batches (ids folded into the larger catalogue)."""
 
-    def __init__(self, sampler: TrainSampler, sparse: bool) -> None:
+    def __init__(self, sampler: TrainSampler, contender: str) -> None:
         torch.manual_seed(0)
         self.model = build_model(ModelConfig(model="comirec-sa"), LARGE_ITEMS).train()
-        self.opt = make_optimizer(self.model, 1e-3, "cpu", sparse_items=sparse)
+        self.table = None
+        if contender == "torchrec":
+            from comirec import distributed
+            from comirec.sharding import ShardedItems
+
+            distributed.init(distributed.World(), torch.device("cpu"), always=True)  # a group of one
+            self.table = ShardedItems(self.model, distributed.World(), torch.device("cpu"), 0.05)
+        self.sparse = contender == "sparse-items"
+        self.opt = make_optimizer(self.model, 1e-3, "cpu", sparse_items=self.sparse)
         self.loss_fn = SampledSoftmaxLoss(LARGE_ITEMS, 10 * BATCH)
-        self.sampler, self.step_no, self.sparse = sampler, 0, sparse
+        self.sampler, self.step_no = sampler, 0
 
     def loss(self, b, rng: np.random.Generator) -> torch.Tensor:  # type: ignore[no-untyped-def]
         # spread the Beauty-sized ids over the large catalogue (0 stays padding)
         spread = lambda a: torch.from_numpy(a.astype(np.int64) * (LARGE_ITEMS // N_ITEMS))  # noqa: E731
         h, m, t = spread(b.history), torch.from_numpy(b.mask), spread(b.target)
+        if self.table is not None:
+            ids, neg = batch_ids(self.loss_fn, h, t, rng)
+            return loss_from_rows(self.model, self.loss_fn, self.table.lookup(ids), neg, m, t, "max")
         rows, neg = gather_rows(self.model, self.loss_fn, h, t, rng, sparse=self.sparse)
         return loss_from_rows(self.model, self.loss_fn, rows, neg, m, t, "max")
 
 
-@pytest.mark.parametrize("sparse", [False, True], ids=["dense-adam", "sparse-items"])
-def test_train_step_large_catalogue(benchmark, sampler: TrainSampler, sparse: bool) -> None:  # type: ignore[no-untyped-def]
-    step = LargeCatalogueStep(sampler, sparse)
-    for _ in range(3):
-        step()
-    benchmark.group = f"train-step comirec-sa {LARGE_ITEMS:,} items B={BATCH}"
-    benchmark.extra_info.update(contender="sparse-items" if sparse else "dense-adam", users=BATCH, threads=torch.get_num_threads())
-    loss = benchmark.pedantic(step, rounds=15, iterations=1, warmup_rounds=0)
-    assert math.isfinite(loss) and loss > 0
+def _torchrec_skip() -> str | None:
+    try:
+        from comirec.sharding import _import_torchrec
+
+        _import_torchrec()
+    except ImportError as exc:
+        return f"TorchRec/FBGEMM not importable ({exc}); .ci/run installs them"
+    return None
+
+
+@pytest.mark.parametrize("contender", ["dense-adam", "sparse-items", "torchrec"])
+def test_train_step_large_catalogue(benchmark, sampler: TrainSampler, contender: str) -> None:  # type: ignore[no-untyped-def]
+    if contender == "torchrec" and (why := _torchrec_skip()):
+        pytest.skip(why)
+    step = LargeCatalogueStep(sampler, contender)
+    try:
+        for _ in range(3):
+            step()
+        benchmark.group = f"train-step comirec-sa {LARGE_ITEMS:,} items B={BATCH}"
+        benchmark.extra_info.update(contender=contender, users=BATCH, threads=torch.get_num_threads())
+        loss = benchmark.pedantic(step, rounds=15, iterations=1, warmup_rounds=0)
+        assert math.isfinite(loss) and loss > 0
+    finally:
+        if step.table is not None:
+            from comirec import distributed
+
+            distributed.shutdown()
 
 
 def test_sampler_batch(benchmark, sampler: TrainSampler) -> None:  # type: ignore[no-untyped-def]

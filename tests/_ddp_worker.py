@@ -22,6 +22,7 @@ p.add_argument("--max-steps", type=int, required=True)
 p.add_argument("--eval-every", type=int, required=True)
 p.add_argument("--kill-rank", type=int, default=-1)
 p.add_argument("--kill-after", type=int, default=-1)
+p.add_argument("--embedding-sharding", default="none")  # torchrec: a sampled softmax (the full one needs the whole table)
 args = p.parse_args()
 
 
@@ -32,5 +33,6 @@ def on_step(step: int) -> None:
 
 train(ModelConfig(model=args.model, interests=2, dim=16),
       TrainConfig(data=args.data, out=args.out, max_steps=args.max_steps, eval_every=args.eval_every, patience=100, batch_size=32,
-                  loss="full", threads=1, progress=False, seed=3),
+                  loss="sampled" if args.embedding_sharding == "torchrec" else "full", embedding_sharding=args.embedding_sharding,
+                  threads=1, progress=False, seed=3),
       on_step=on_step)

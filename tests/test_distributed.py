@@ -4,8 +4,6 @@ number of ranks; the checkpoint loads in Recommender."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +14,9 @@ pytest.importorskip("torch.distributed")
 if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
     pytest.skip("this torch build has no gloo backend for torch.distributed", allow_module_level=True)
 
-from comirec.distributed import World, check_batch, torchrun_command  # noqa: E402
+from _dist_helpers import SETTINGS, assert_same_model, comirec, last, ok, worker  # noqa: E402
 
-WORKER = Path(__file__).with_name("_ddp_worker.py")
-# The settings of tests/_ddp_worker.py, as `comirec train` options.
-SETTINGS = ["--interests", "2", "--dim", "16", "--batch-size", "32", "--loss", "full", "--threads", "1", "--seed", "3",
-            "--patience", "100", "--no-progress"]
+from comirec.distributed import World, check_batch  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,33 +27,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ddp") / "syn"
     synthesize(SynthConfig(users=600, items=300, categories=12, out=str(out), seed=1))
     return out
-
-
-def comirec(*argv: str, nproc: int = 1) -> subprocess.CompletedProcess[str]:
-    cmd = torchrun_command(nproc, list(argv)) if nproc > 1 else [sys.executable, "-m", "comirec", *argv]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-
-
-def worker(nproc: int, *argv: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", str(WORKER), *argv]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> None:
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-
-def last(run: Path) -> dict:
-    return torch.load(run / "last.pt", weights_only=True)
-
-
-def assert_same_model(a: dict, b: dict, atol: float) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        if atol == 0:
-            assert torch.equal(a[k], b[k]), k
-        else:
-            torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
 
 
 @pytest.mark.parametrize("model", ["youtube-dnn", "comirec-dr"])

@@ -190,6 +190,11 @@ class TrainConfig:
                                        "in a batch are updated, their moments included), for large catalogues where the "
                                        "dense Adam step over every row dominates; dense Adam is the authors'. Not with "
                                        "--loss full or --weight-decay")
+    embedding_sharding: str = _field("none", "torchrec: the item table sharded row-wise over the training processes by TorchRec, "
+                                             "trained by FBGEMM's fused row-wise Adagrad at --table-lr (its CPU kernels have no "
+                                             "Adam), the rest data-parallel with Adam; none: every process holds the whole table "
+                                             "(docs/scaling.md)", choices=("none", "torchrec"))
+    table_lr: float = _field(0.05, "learning rate of the item table's row-wise Adagrad with --embedding-sharding torchrec")
     loss: str = _field("sampled", "sampled softmax (the paper) or full softmax (small catalogues)", choices=("sampled", "full"))
     neg_factor: int = _field(10, "sampled negatives per batch row: num_sampled = neg_factor x batch_size")
     min_hist: int = _field(4, "smallest history before a training cut (the authors use 4)")
@@ -233,6 +238,14 @@ class TrainConfig:
                              "expected --loss sampled with --sparse-items")
         if self.sparse_items and self.weight_decay > 0:
             raise ValueError("sparse_items: lazy Adam has no weight decay; expected --weight-decay 0 with --sparse-items")
+        if not self.table_lr > 0:
+            raise ValueError(f"table_lr must be > 0, got {self.table_lr}")
+        if self.embedding_sharding == "torchrec":
+            for name, bad, expected in (("sparse_items", self.sparse_items, "no --sparse-items (the sharded table has its own optimizer)"),
+                                        ("loss", self.loss == "full", "--loss sampled (the full softmax needs the whole table every step)"),
+                                        ("weight_decay", self.weight_decay > 0, "--weight-decay 0 (the table's row-wise Adagrad has none)")):
+                if bad:
+                    raise ValueError(f"{name}: with --embedding-sharding torchrec, expected {expected}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -99,15 +99,27 @@ def rank_device(world: World, device: torch.device) -> torch.device:
     return device
 
 
-def init(world: World, device: torch.device) -> bool:
-    """Join the process group (gloo on CPU, NCCL on CUDA) unless one process trains or the group
-    exists already; True when this call created it (and :func:`shutdown` should end it)."""
+def init(world: World, device: torch.device, always: bool = False) -> bool:
+    """Join the process group (gloo on CPU, NCCL on CUDA) unless one process trains (and not
+    ``always``: TorchRec needs a group even for one process, which then gets a group of its own on
+    a free local port) or the group exists already; True when this call created it (and
+    :func:`shutdown` should end it)."""
     import torch.distributed as dist
 
-    if not world.distributed or dist.is_initialized():
+    if not (world.distributed or always) or dist.is_initialized():
         return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
     # Ranks other than 0 wait while rank 0 validates and writes checkpoints: a long timeout.
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=4))
+    timeout = datetime.timedelta(hours=4)
+    if world.distributed or "MASTER_ADDR" in os.environ:
+        dist.init_process_group(backend, timeout=timeout)
+    else:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1, timeout=timeout)
     return True
 
 

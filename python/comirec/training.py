@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .losses import Negatives, SampledSoftmaxLoss
     from .device import Device
     from .models.base import InterestModel
+    from .sharding import ShardedItems
 
 VALID_METRIC = "recall@50"
 
@@ -90,9 +91,19 @@ def gather_rows(model: InterestModel, loss_fn: SampledSoftmaxLoss, history: torc
     import torch
     import torch.nn.functional as F
 
+    ids, neg = batch_ids(loss_fn, history, target, rng)
+    return F.embedding(ids, model.item_emb.weight, sparse=sparse), neg
+
+
+def batch_ids(loss_fn: SampledSoftmaxLoss, history: torch.Tensor, target: torch.Tensor,
+              rng: np.random.Generator) -> tuple[torch.Tensor, Negatives | None]:
+    """The item ids whose rows a batch needs, history (B·T), target (B) and negatives (S), in
+    :func:`gather_rows`'s order, and the negatives drawn (None: full softmax)."""
+    import torch
+
     neg = None if loss_fn.exact else loss_fn.draw(rng, history.device)
     parts = [history.reshape(-1), target] + ([neg.ids] if neg is not None else [])
-    return F.embedding(torch.cat(parts), model.item_emb.weight, sparse=sparse), neg
+    return torch.cat(parts), neg
 
 
 def loss_from_rows(model: InterestModel, loss_fn: SampledSoftmaxLoss, rows: torch.Tensor, neg: Negatives | None, mask: torch.Tensor,
@@ -229,7 +240,7 @@ def train(
     threads_before = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads or max(1, auto_threads() // world.local_size))
-    started = distributed.init(world, device)
+    started = distributed.init(world, device, always=cfg.embedding_sharding == "torchrec")
     try:
         # One writer per run directory: rank 0 writes it, the other ranks only read it.
         with _run_lock(Path(cfg.out)) if world.main else contextlib.nullcontext():
@@ -496,9 +507,19 @@ class _Trainer:
 
         self.model, self.cfg, self.model_cfg, self.device, self.run = model, cfg, model_cfg, device, run
         self.validate, self.log, self.on_validate, self.world = validate, log, on_validate, world
+        self.torch_device = torch_device(device)
+        # --embedding-sharding torchrec: the item table sharded over the ranks (comirec.sharding);
+        # the model's own table is then the whole-table copy that validation and checkpoints read
+        self.table: ShardedItems | None = None
+        self.table_state: torch.Tensor | None = None  # its optimizer state, gathered for last.pt
+        if cfg.embedding_sharding == "torchrec" and model.item_emb.weight.requires_grad:
+            from .sharding import ShardedItems
+
+            self.table = ShardedItems(model, world, self.torch_device, cfg.table_lr)
         self.optimizer = make_optimizer(model, cfg.lr, device, cfg.weight_decay, cfg.sparse_items)
-        # --sparse-items: the item table's rows are gathered outside the (DDP) loss module
+        # --sparse-items, and a sharded table: the item table's rows are gathered outside the (DDP) loss module
         self.sparse = cfg.sparse_items and model.item_emb.weight.requires_grad
+        self.outside = self.sparse or self.table is not None
         # The negatives of the global batch: with P ranks, every rank draws the same ones.
         self.loss_fn = make_loss(cfg.loss, ds.n_items, cfg.neg_factor * cfg.batch_size)
         if self.sparse and self.loss_fn.exact:
@@ -509,8 +530,7 @@ class _Trainer:
                                     maxlen=model_cfg.maxlen, min_hist=cfg.min_hist, seed=cfg.seed)
         # This process's rows of each global batch (all of them in one process).
         self.rows = world.rows(cfg.batch_size) if world.distributed else slice(None)
-        self.torch_device = torch_device(device)
-        self.loss_step: Any = (_dense_loss_module if self.sparse else _loss_module)(model, self.loss_fn, model_cfg.training_readout)
+        self.loss_step: Any = (_dense_loss_module if self.outside else _loss_module)(model, self.loss_fn, model_cfg.training_readout)
         if world.distributed:  # DDP averages the ranks' gradients in the backward pass
             import torch.distributed as dist
             from torch.nn.parallel import DistributedDataParallel
@@ -526,12 +546,28 @@ class _Trainer:
         self.st = _State()
 
     def save_last(self) -> None:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), **dataclasses.asdict(self.st)}
+        optimizer = self.optimizer.state_dict()
+        if self.table is not None:  # gathered by sync_table, on every rank, before rank 0 saves
+            optimizer = {"dense": optimizer, "table_state": self.table_state}
+        state = {"model": self.model.state_dict(), "optimizer": optimizer, **dataclasses.asdict(self.st)}
         atomic_torch_save(state, self.run / LAST)
+
+    def sync_table(self) -> None:
+        """A sharded table (every rank calls it): the whole table into the model's own copy, and
+        its optimizer state kept for ``save_last``."""
+        if self.table is not None:
+            weight, self.table_state = self.table.gather()
+            self.model.item_emb.weight.data.copy_(weight)
 
     def restore(self, saved: dict[str, Any]) -> None:
         self.model.load_state_dict(saved.pop("model"))
-        self.optimizer.load_state_dict(saved.pop("optimizer"))
+        optimizer = saved.pop("optimizer")
+        if self.table is not None:
+            if not (isinstance(optimizer, dict) and "table_state" in optimizer):
+                raise ValueError("the checkpoint was not written with --embedding-sharding torchrec (no sharded table state)")
+            self.table.load(self.model.item_emb.weight.detach(), optimizer["table_state"])
+            optimizer = optimizer["dense"]
+        self.optimizer.load_state_dict(optimizer)
         self.st = _State(**saved)
 
     def step(self, step: int) -> Any:
@@ -546,7 +582,10 @@ class _Trainer:
         history = torch.from_numpy(batch.history[rows]).to(self.device, non_blocking=True)
         mask = torch.from_numpy(batch.mask[rows]).to(self.device, non_blocking=True)
         target = torch.from_numpy(batch.target[rows]).to(self.device, non_blocking=True)
-        if self.sparse:
+        if self.table is not None:
+            ids, neg = batch_ids(self.loss_fn, history, target, rng)
+            loss = self.loss_step(self.table.lookup(ids), neg, mask, target)
+        elif self.sparse:
             gathered, neg = gather_rows(self.model, self.loss_fn, history, target, rng, sparse=True)
             loss = self.loss_step(gathered, neg, mask, target)
         else:
@@ -582,6 +621,7 @@ class _Trainer:
                       "elapsed_s": round(st.elapsed, 3), "train_samples_per_s": round(st.rate(self.cfg.batch_size), 1)})
             return metrics, st.best, st.best_step, st.bad
 
+        self.sync_table()
         metrics, st.best, st.best_step, st.bad = distributed.from_main(self.world, validate_and_save)
         self.model.train()
         if self.on_validate is not None:
@@ -593,6 +633,7 @@ class _Trainer:
             self.restore(resume_state)
         reason = self._loop(on_step)
         st, cfg = self.st, self.cfg
+        self.sync_table()
         if self.world.main:
             self.save_last()
         self.log({"event": "stopped", "reason": reason, "step": st.step, "elapsed_s": round(st.elapsed, 3)})

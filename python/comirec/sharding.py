@@ -1,0 +1,219 @@
+"""``comirec train --embedding-sharding torchrec``: the item table sharded row-wise over the ranks
+by TorchRec, the rest of the model data-parallel (DistributedDataParallel).
+
+Each rank keeps ``1/P`` of the table's rows and of their optimizer state. A step looks up the
+batch's rows (history, target and the shared negatives) through TorchRec's all-to-all; the
+backward pass sends each row's gradient to the rank that owns it, where TorchRec's fused kernel
+(FBGEMM's table-batched embedding) applies the optimizer at once. TorchRec's all-to-all divides
+the gradients it sends back by P (its default, ``set_gradient_division``), so that the owner
+receives the gradient of the global batch's mean loss, as DistributedDataParallel averages the
+dense parameters': P ranks train as one process with the whole batch (tests/test_torchrec.py
+checks it to float tolerance).
+
+The table's optimizer is FBGEMM's: **row-wise Adagrad** (``EXACT_ROWWISE_ADAGRAD``, one
+accumulator per row, the usual optimizer of sharded recommendation tables). FBGEMM's CPU kernels
+have no Adam (fbgemm-gpu: "Optimizer adam is not supported in CPU mode"), and TorchRec 1.9 shards
+a table model-parallel only with fused kernels (its dense kernel is data-parallel only), so the
+paper's Adam cannot drive a TorchRec-sharded table on CPU. ``--table-lr`` is that optimizer's
+learning rate; the other parameters keep Adam at ``--lr``.
+
+Validation and checkpoints see the whole table: before each, every rank contributes its rows and
+optimizer state (all-gathered), rank 0 validates the plain model and writes ``last.pt`` /
+``best.pt`` with the whole table, so a run resumes with any number of ranks (the rows are
+re-split by the new plan) and loads in ``Recommender.load`` like any other.
+
+Installing: TorchRec 1.9.2 declares a dependency on fbgemm-gpu (the CUDA build), while with
+torch 2.15 on CPU only ``fbgemm-gpu-nightly-cpu`` 2026.10.16 loads (the released
+``fbgemm-gpu-cpu`` 1.9.0 fails with an undefined symbol); so install them without dependencies
+(README, "Scaling out")::
+
+    pip install --no-deps torchrec==1.9.2 fbgemm-gpu-nightly-cpu==2026.10.16
+    pip install tensordict pyvers pyre-extensions torchmetrics
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from typing import TYPE_CHECKING, Any, Iterator
+
+from . import distributed
+
+if TYPE_CHECKING:
+    import torch
+
+    from .models.base import InterestModel
+
+#: The table's name inside TorchRec ("items" would clash with ModuleDict.items).
+TABLE = "item_table"
+#: The one feature looked up in it.
+FEATURE = "item"
+#: The optimizer state FBGEMM keeps per row for row-wise Adagrad.
+STATE = f"{TABLE}.momentum1"
+
+INSTALL = ("pip install --no-deps torchrec==1.9.2 fbgemm-gpu-nightly-cpu==2026.10.16 && "
+           "pip install tensordict pyvers pyre-extensions torchmetrics")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """TorchRec and FBGEMM warn on import (modules FBGEMM's CPU build lacks), the planner logs
+    advice at WARNING, and ShardedTensor (how TorchRec 1.9 holds shards) says it is deprecated:
+    none of it is the user's to act on."""
+    logger = logging.getLogger("torchrec")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            for category in (DeprecationWarning, FutureWarning, UserWarning):
+                warnings.simplefilter("ignore", category)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _import_torchrec() -> Any:
+    try:
+        with _quiet():
+            import torchrec
+            from fbgemm_gpu.split_embedding_configs import EmbOptimType  # noqa: F401  (loads fbgemm's operators)
+    except (ImportError, OSError) as exc:
+        raise ImportError(f"--embedding-sharding torchrec needs TorchRec and FBGEMM ({INSTALL}); import failed: {exc}") from None
+    return torchrec
+
+
+class _ScaleGrad:
+    """Identity forward, gradient times ``scale`` backward (built lazily: torch is optional)."""
+
+    fn: Any = None
+
+    @classmethod
+    def apply(cls, x: torch.Tensor, scale: float) -> torch.Tensor:
+        if cls.fn is None:
+            import torch
+
+            class Scale(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx: Any, t: torch.Tensor, s: float) -> torch.Tensor:
+                    ctx.s = s
+                    return t.view_as(t)
+
+                @staticmethod
+                def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+                    return grad * ctx.s, None
+
+            cls.fn = Scale
+        out: torch.Tensor = cls.fn.apply(x, scale)
+        return out
+
+
+class ShardedItems:
+    """The item table of ``model`` sharded row-wise over the ranks of ``world`` (see the module's
+    doc). Every rank must call each method (they are collective), in the same order."""
+
+    def __init__(self, model: InterestModel, world: distributed.World, device: torch.device, lr: float) -> None:
+        _import_torchrec()
+        with _quiet():
+            self._build(model, world, device, lr)
+
+    def _build(self, model: InterestModel, world: distributed.World, device: torch.device, lr: float) -> None:
+        import torch
+        import torch.distributed as dist
+        from fbgemm_gpu.split_embedding_configs import EmbOptimType
+        from torchrec import EmbeddingCollection, EmbeddingConfig
+        from torchrec.distributed import DistributedModelParallel
+        from torchrec.distributed.embedding import EmbeddingCollectionSharder
+        from torchrec.distributed.planner import EmbeddingShardingPlanner, Topology
+        from torchrec.distributed.planner.types import ParameterConstraints
+        from torchrec.distributed.types import ShardingType
+
+        self.world, self.device = world, device
+        rows, dim = model.item_emb.weight.shape
+        self.rows = int(rows)
+        tables = [EmbeddingConfig(name=TABLE, embedding_dim=int(dim), num_embeddings=self.rows, feature_names=[FEATURE])]
+        collection = EmbeddingCollection(tables=tables, device=torch.device("meta"))
+        sharder = EmbeddingCollectionSharder(fused_params={"optimizer": EmbOptimType.EXACT_ROWWISE_ADAGRAD, "learning_rate": lr, "eps": 1e-8})
+        topology = Topology(world_size=world.size, compute_device=device.type, local_world_size=world.local_size)
+        planner = EmbeddingShardingPlanner(topology=topology,
+                                           constraints={TABLE: ParameterConstraints(sharding_types=[ShardingType.ROW_WISE.value])})
+        group = dist.GroupMember.WORLD
+        assert group is not None
+        plan = planner.collective_plan(collection, [sharder], group)
+        self.module = DistributedModelParallel(collection, device=device, plan=plan, sharders=[sharder], init_data_parallel=False)
+        # start from rank 0's initial table (the model's initialiser ran on every rank with one seed)
+        weight = model.item_emb.weight.detach().clone()
+        dist.broadcast(weight, 0)
+        self.load(weight, None)
+        model.item_emb.weight.requires_grad_(False)  # the sharded copy is the one that learns
+
+    # -- the shards -------------------------------------------------------------------------
+
+    def _shards(self) -> list[tuple[str, Any]]:
+        """(name, ShardedTensor) of the table's weight, then of its optimizer state."""
+        state = self.module.fused_optimizer.state_dict()["state"]
+        out = [(name, t) for name, t in self.module.state_dict().items()]
+        for per_param in state.values():
+            out += [(name, t) for name, t in per_param.items() if name == STATE]
+        return out
+
+    @property
+    def divides(self) -> bool:
+        """Whether TorchRec's all-to-all divides the gradients it sends back by the world size
+        (``torchrec.distributed.comm_ops.set_gradient_division``, on by default)."""
+        from torchrec.distributed.comm_ops import get_gradient_division
+
+        return bool(get_gradient_division())
+
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        """The table's rows for ``ids`` (1-D); on the way back their gradients reach the rows'
+        owners divided by P (by TorchRec, or here when its division is off)."""
+        import torch
+        from torchrec import KeyedJaggedTensor
+
+        kjt = KeyedJaggedTensor(keys=[FEATURE], values=ids, lengths=torch.tensor([ids.numel()], dtype=torch.int32, device=ids.device))
+        with _quiet():
+            rows: torch.Tensor = self.module(kjt)[FEATURE].values()
+        if not self.divides:  # TorchRec's own division (its default) was turned off in this process
+            rows = _ScaleGrad.apply(rows, 1.0 / self.world.size)
+        return rows
+
+    def gather(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole table and its per-row optimizer state, on every rank (all-gathered)."""
+        with _quiet():
+            full = {name: self._gather_one(t) for name, t in self._shards()}
+        weight = next(v for k, v in full.items() if k != STATE)
+        return weight, full[STATE].reshape(-1)
+
+    def _gather_one(self, sharded: Any) -> torch.Tensor:
+        import torch
+        import torch.distributed as dist
+
+        metas = sorted(sharded.metadata().shards_metadata, key=lambda m: m.shard_offsets[0])
+        width = list(metas[0].shard_sizes[1:])
+        most = max(m.shard_sizes[0] for m in metas)
+        local = torch.zeros([most, *width], dtype=sharded.dtype, device=self.device)
+        for s in sharded.local_shards():
+            local[: s.tensor.shape[0]] = s.tensor.reshape(s.tensor.shape[0], *width)
+        parts = [torch.empty_like(local) for _ in range(self.world.size)]
+        dist.all_gather(parts, local)
+        by_rank = {m.placement.rank(): m for m in metas}
+        pieces = [parts[r][: by_rank[r].shard_sizes[0]] for r in sorted(by_rank, key=lambda r: by_rank[r].shard_offsets[0])]
+        return torch.cat(pieces).cpu()
+
+    def load(self, weight: torch.Tensor, state: torch.Tensor | None) -> None:
+        """Set this rank's rows of the table (and of the optimizer state, when given) from the
+        whole ``weight`` (rows, d) and ``state`` (rows,)."""
+        import torch
+
+        if tuple(weight.shape[:1]) != (self.rows,):
+            raise ValueError(f"item table: expected {self.rows} rows, got {tuple(weight.shape)}")
+        with torch.no_grad(), _quiet():
+            for name, t in self._shards():
+                if name == STATE and state is None:
+                    continue
+                source = state if name == STATE else weight
+                assert source is not None
+                for s in t.local_shards():
+                    start, n = s.metadata.shard_offsets[0], s.metadata.shard_sizes[0]
+                    s.tensor.copy_(source[start : start + n].reshape(s.tensor.shape).to(s.tensor.device, s.tensor.dtype))
