@@ -109,3 +109,23 @@ def test_missing_torchrec_is_an_import_error_saying_how_to_install(monkeypatch: 
     monkeypatch.setitem(sys.modules, "torchrec", None)  # import torchrec -> ImportError
     with pytest.raises(ImportError, match=r"--embedding-sharding torchrec needs TorchRec and FBGEMM \(pip install --no-deps torchrec"):
         sharding._import_torchrec()
+
+
+def test_train_without_torchrec_says_what_to_install_and_writes_nothing(wide: Path, tmp_path: Path) -> None:
+    """A `torchrec` that fails to import (a stand-in first on the path): `comirec train` stops
+    before the run directory exists, with the install command."""
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "fake"
+    (fake / "torchrec").mkdir(parents=True)
+    (fake / "torchrec" / "__init__.py").write_text("raise ImportError('simulated: not installed')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "comirec", "train", "--model", "youtube-dnn", "--data", str(wide), "--out", str(run),
+                           "--embedding-sharding", "torchrec", "--no-progress"], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "--embedding-sharding torchrec needs TorchRec and FBGEMM (pip install --no-deps" in proc.stderr
+    assert "simulated: not installed" in proc.stderr
+    assert not run.exists()

@@ -74,6 +74,7 @@ def _quiet() -> Iterator[None]:
 
 
 def _import_torchrec() -> Any:
+    """torchrec, with FBGEMM's operators loaded; an ImportError saying what to install."""
     try:
         with _quiet():
             import torchrec

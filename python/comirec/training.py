@@ -233,6 +233,10 @@ def train(
 
     from .data import load_prepared
 
+    if cfg.embedding_sharding == "torchrec":  # before anything is written: an ImportError saying what to install
+        from .sharding import _import_torchrec
+
+        _import_torchrec()
     ds = dataset if dataset is not None else load_prepared(cfg.data)
     world = distributed.world_from_env()  # torchrun's ranks; one process without it
     distributed.check_batch(world, cfg.batch_size)
