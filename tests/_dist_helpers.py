@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from comirec.distributed import torchrun_command
@@ -42,3 +43,23 @@ def assert_same_model(a: dict, b: dict, atol: float) -> None:
             assert torch.equal(a[k], b[k]), k
         else:
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
+
+
+def synth_data(tmp_path_factory: pytest.TempPathFactory, name: str, items: int) -> Path:
+    """A small synthetic dataset (600 users, 12 categories) with ``items`` items."""
+    from comirec.config import SynthConfig
+    from comirec.data import synthesize
+
+    out = tmp_path_factory.mktemp(name) / "syn"
+    synthesize(SynthConfig(users=600, items=items, categories=12, out=str(out), seed=1))
+    return out
+
+
+def one_and_two(args: list[str], tmp_path: Path) -> tuple[dict, dict]:
+    """Run ``comirec <args>`` as one process (``tmp_path/one``) and as 2 torchrun ranks
+    (``tmp_path/two``, where rank 0 alone reports); their ``last.pt``."""
+    ok(comirec(*args, "--out", str(tmp_path / "one")))
+    two = comirec(*args, "--out", str(tmp_path / "two"), "--nproc-per-node", "2")
+    ok(two)
+    assert two.stdout.count("best step") == 1  # rank 0 reports
+    return last(tmp_path / "one"), last(tmp_path / "two")

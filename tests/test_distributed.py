@@ -14,19 +14,14 @@ pytest.importorskip("torch.distributed")
 if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
     pytest.skip("this torch build has no gloo backend for torch.distributed", allow_module_level=True)
 
-from _dist_helpers import SETTINGS, assert_same_model, comirec, last, ok, worker  # noqa: E402
+from _dist_helpers import SETTINGS, assert_same_model, comirec, last, ok, one_and_two, synth_data, worker  # noqa: E402
 
 from comirec.distributed import World, check_batch  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from comirec.config import SynthConfig
-    from comirec.data import synthesize
-
-    out = tmp_path_factory.mktemp("ddp") / "syn"
-    synthesize(SynthConfig(users=600, items=300, categories=12, out=str(out), seed=1))
-    return out
+    return synth_data(tmp_path_factory, "ddp", items=300)
 
 
 @pytest.mark.parametrize("model", ["youtube-dnn", "comirec-dr"])
@@ -36,11 +31,7 @@ def test_two_ranks_train_what_one_process_trains(data: Path, tmp_path: Path, mod
     with the same global batch (to float tolerance: only the order of the sums differs).
     ComiRec-DR draws random routing logits per row: each rank takes its rows of the global draw."""
     args = ["train", "--model", model, "--data", str(data), "--max-steps", "30", "--eval-every", "15", *SETTINGS]
-    ok(comirec(*args, "--out", str(tmp_path / "one")))
-    two = comirec(*args, "--out", str(tmp_path / "two"), "--nproc-per-node", "2")
-    ok(two)
-    assert two.stdout.count("best step") == 1  # rank 0 reports
-    a, b = last(tmp_path / "one"), last(tmp_path / "two")
+    a, b = one_and_two(args, tmp_path)
     assert (a["step"], a["best_step"]) == (b["step"], b["best_step"]) == (30, b["best_step"])
     assert_same_model(a["model"], b["model"], atol=1e-5)
     assert not any(k.startswith("module.") for k in b["model"])  # the plain model, loadable anywhere
@@ -98,12 +89,7 @@ def test_world_rows_partition_the_global_batch() -> None:
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """More items than one batch's negatives, so that the sampled softmax is sampled."""
-    from comirec.config import SynthConfig
-    from comirec.data import synthesize
-
-    out = tmp_path_factory.mktemp("ddp") / "wide"
-    synthesize(SynthConfig(users=600, items=2000, categories=12, out=str(out), seed=1))
-    return out
+    return synth_data(tmp_path_factory, "ddp-wide", items=2000)
 
 
 SPARSE = [s for s in SETTINGS if s not in ("--loss", "full")] + ["--sparse-items"]
@@ -114,9 +100,7 @@ def test_sparse_item_table_two_ranks_train_what_one_process_trains(wide: Path, t
     """--sparse-items: the item table's rows are gathered outside DDP and its sparse gradient is
     all-reduced over the ranks; the rest is under DDP. 2 ranks end where 1 process ends."""
     args = ["train", "--model", model, "--data", str(wide), "--max-steps", "30", "--eval-every", "15", *SPARSE]
-    ok(comirec(*args, "--out", str(tmp_path / "one")))
-    ok(comirec(*args, "--out", str(tmp_path / "two"), "--nproc-per-node", "2"))
-    a, b = last(tmp_path / "one"), last(tmp_path / "two")
+    a, b = one_and_two(args, tmp_path)
     assert a["step"] == b["step"] == 30
     assert set(a["optimizer"]) == {"sparse_items"}  # SparseAdam + Adam
     assert_same_model(a["model"], b["model"], atol=1e-5)

@@ -20,7 +20,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the machine
     pytest.skip(f"TorchRec/FBGEMM not importable ({exc}); .ci/run installs them (see comirec.sharding)", allow_module_level=True)
 
-from _dist_helpers import SETTINGS, assert_same_model, comirec, last, ok, worker  # noqa: E402
+from _dist_helpers import SETTINGS, assert_same_model, comirec, last, ok, one_and_two, synth_data, worker  # noqa: E402
 
 from comirec.config import TrainConfig  # noqa: E402
 
@@ -31,25 +31,17 @@ TABLE = "item_emb.weight"
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """More items than one batch's negatives, so that the sampled softmax is sampled."""
-    from comirec.config import SynthConfig
-    from comirec.data import synthesize
-
-    out = tmp_path_factory.mktemp("torchrec") / "wide"
-    synthesize(SynthConfig(users=600, items=2000, categories=12, out=str(out), seed=1))
-    return out
+    return synth_data(tmp_path_factory, "torchrec", items=2000)
 
 
 @pytest.mark.parametrize("model", ["youtube-dnn", "comirec-dr"])
 def test_two_ranks_train_what_one_process_trains(wide: Path, tmp_path: Path, model: str) -> None:
     """Each rank owns half of the table's rows; the rows of a batch come through TorchRec's
-    all-to-all and their gradients go back to their owner scaled by 1/2, as DDP averages the rest:
+    all-to-all and their gradients go back to their owner divided by 2 (TorchRec's gradient
+    division), as DDP averages the rest:
     after 30 steps, 2 ranks hold the parameters of one process (itself a TorchRec run of one rank)."""
     args = ["train", "--model", model, "--data", str(wide), "--max-steps", "30", "--eval-every", "15", *SHARDED]
-    ok(comirec(*args, "--out", str(tmp_path / "one")))
-    two = comirec(*args, "--out", str(tmp_path / "two"), "--nproc-per-node", "2")
-    ok(two)
-    assert two.stdout.count("best step") == 1  # rank 0 reports
-    a, b = last(tmp_path / "one"), last(tmp_path / "two")
+    a, b = one_and_two(args, tmp_path)
     assert a["step"] == b["step"] == 30
     assert set(a["optimizer"]) == {"dense", "table_state"}
     assert_same_model(a["model"], b["model"], atol=1e-5)
