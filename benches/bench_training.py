@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 
 from comirec.data import TrainSampler  # noqa: E402
 from comirec.losses import SampledSoftmaxLoss  # noqa: E402
-from comirec.config import ModelConfig  # noqa: E402
+from comirec.config import ModelConfig, TrainConfig  # noqa: E402
 from comirec.models import build_model, dynamic_routing  # noqa: E402
 from comirec.training import batch_ids, batch_loss, gather_rows, loss_from_rows, make_optimizer  # noqa: E402
 
@@ -135,7 +135,8 @@ class LargeCatalogueStep(OurStep):
             from comirec.sharding import ShardedItems
 
             distributed.init(distributed.World(), torch.device("cpu"), always=True)  # a group of one
-            self.table = ShardedItems(self.model, distributed.World(), torch.device("cpu"), 0.05)
+            table_lr = TrainConfig.__dataclass_fields__["table_lr"].default
+            self.table = ShardedItems(self.model, distributed.World(), torch.device("cpu"), table_lr)
         self.sparse = contender == "sparse-items"
         self.opt = make_optimizer(self.model, 1e-3, "cpu", sparse_items=self.sparse)
         self.loss_fn = SampledSoftmaxLoss(LARGE_ITEMS, 10 * BATCH)

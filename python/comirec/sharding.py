@@ -59,18 +59,22 @@ INSTALL = ("pip install --no-deps torchrec==1.9.2 fbgemm-gpu-nightly-cpu==2026.1
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """TorchRec and FBGEMM warn on import (modules FBGEMM's CPU build lacks), the planner logs
-    advice at WARNING, and ShardedTensor (how TorchRec 1.9 holds shards) says it is deprecated:
-    none of it is the user's to act on."""
-    logger = logging.getLogger("torchrec")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    advice at WARNING, torch.fx logs a notice when TorchRec asks whether it is tracing, and
+    ShardedTensor (how TorchRec 1.9 holds shards) says it is deprecated: none of it is the user's
+    to act on."""
+    # torch.fx: TorchRec asks is_fx_tracing() on every lookup, and torch logs a notice about that API
+    loggers = [logging.getLogger(name) for name in ("torchrec", "torch.fx._symbolic_trace")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             for category in (DeprecationWarning, FutureWarning, UserWarning):
                 warnings.simplefilter("ignore", category)
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _import_torchrec() -> Any:
