@@ -17,8 +17,8 @@ a table model-parallel only with fused kernels (its dense kernel is data-paralle
 paper's Adam cannot drive a TorchRec-sharded table on CPU. ``--table-lr`` is that optimizer's
 learning rate; the other parameters keep Adam at ``--lr``.
 
-Validation and checkpoints see the whole table: before each, every rank contributes its rows and
-optimizer state (all-gathered), rank 0 validates the plain model and writes ``last.pt`` /
+Validation and checkpoints see the whole table: before each, every rank sends its rows and their
+optimizer state to rank 0 (a gather), which validates the plain model and writes ``last.pt`` /
 ``best.pt`` with the whole table, so a run resumes with any number of ranks (the rows are
 re-split by the new plan) and loads in ``Recommender.load`` like any other.
 
@@ -183,14 +183,19 @@ class ShardedItems:
             rows = _ScaleGrad.apply(rows, 1.0 / self.world.size)
         return rows
 
-    def gather(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The whole table and its per-row optimizer state, on every rank (all-gathered)."""
+    def gather(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The whole table and its per-row optimizer state, on rank 0 (None on the others: only
+        rank 0 validates and writes checkpoints, so no other rank holds the whole table)."""
         with _quiet():
             full = {name: self._gather_one(t) for name, t in self._shards()}
+        if not self.world.main:
+            return None
         weight = next(v for k, v in full.items() if k != STATE)
-        return weight, full[STATE].reshape(-1)
+        state = full[STATE]
+        assert weight is not None and state is not None
+        return weight, state.reshape(-1)
 
-    def _gather_one(self, sharded: Any) -> torch.Tensor:
+    def _gather_one(self, sharded: Any) -> torch.Tensor | None:
         import torch
         import torch.distributed as dist
 
@@ -200,8 +205,10 @@ class ShardedItems:
         local = torch.zeros([most, *width], dtype=sharded.dtype, device=self.device)
         for s in sharded.local_shards():
             local[: s.tensor.shape[0]] = s.tensor.reshape(s.tensor.shape[0], *width)
-        parts = [torch.empty_like(local) for _ in range(self.world.size)]
-        dist.all_gather(parts, local)
+        parts = [torch.empty_like(local) for _ in range(self.world.size)] if self.world.main else None
+        dist.gather(local, parts, dst=0)
+        if parts is None:
+            return None
         by_rank = {m.placement.rank(): m for m in metas}
         pieces = [parts[r][: by_rank[r].shard_sizes[0]] for r in sorted(by_rank, key=lambda r: by_rank[r].shard_offsets[0])]
         return torch.cat(pieces).cpu()

@@ -557,10 +557,10 @@ class _Trainer:
         atomic_torch_save(state, self.run / LAST)
 
     def sync_table(self) -> None:
-        """A sharded table (every rank calls it): the whole table into the model's own copy, and
-        its optimizer state kept for ``save_last``."""
-        if self.table is not None:
-            weight, self.table_state = self.table.gather()
+        """A sharded table (every rank calls it): on rank 0, the whole table into the model's own
+        copy, and its optimizer state kept for ``save_last``."""
+        if self.table is not None and (gathered := self.table.gather()) is not None:
+            weight, self.table_state = gathered
             self.model.item_emb.weight.data.copy_(weight)
 
     def restore(self, saved: dict[str, Any]) -> None:
