@@ -176,8 +176,9 @@ class ShardedItems:
         import torch
         from torchrec import KeyedJaggedTensor
 
-        kjt = KeyedJaggedTensor(keys=[FEATURE], values=ids, lengths=torch.tensor([ids.numel()], dtype=torch.int32, device=ids.device))
+        lengths = torch.tensor([ids.numel()], dtype=torch.int32, device=ids.device)
         with _quiet():
+            kjt = KeyedJaggedTensor(keys=[FEATURE], values=ids, lengths=lengths)
             rows: torch.Tensor = self.module(kjt)[FEATURE].values()
         if not self.divides:  # TorchRec's own division (its default) was turned off in this process
             rows = _ScaleGrad.apply(rows, 1.0 / self.world.size)
