@@ -88,31 +88,6 @@ def _import_torchrec() -> Any:
     return torchrec
 
 
-class _ScaleGrad:
-    """Identity forward, gradient times ``scale`` backward (built lazily: torch is optional)."""
-
-    fn: Any = None
-
-    @classmethod
-    def apply(cls, x: torch.Tensor, scale: float) -> torch.Tensor:
-        if cls.fn is None:
-            import torch
-
-            class Scale(torch.autograd.Function):
-                @staticmethod
-                def forward(ctx: Any, t: torch.Tensor, s: float) -> torch.Tensor:
-                    ctx.s = s
-                    return t.view_as(t)
-
-                @staticmethod
-                def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-                    return grad * ctx.s, None
-
-            cls.fn = Scale
-        out: torch.Tensor = cls.fn.apply(x, scale)
-        return out
-
-
 class ShardedItems:
     """The item table of ``model`` sharded row-wise over the ranks of ``world`` (see the module's
     doc). Every rank must call each method (they are collective), in the same order."""
@@ -162,26 +137,21 @@ class ShardedItems:
             out += [(name, t) for name, t in per_param.items() if name == STATE]
         return out
 
-    @property
-    def divides(self) -> bool:
-        """Whether TorchRec's all-to-all divides the gradients it sends back by the world size
-        (``torchrec.distributed.comm_ops.set_gradient_division``, on by default)."""
-        from torchrec.distributed.comm_ops import get_gradient_division
-
-        return bool(get_gradient_division())
-
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         """The table's rows for ``ids`` (1-D); on the way back their gradients reach the rows'
-        owners divided by P (by TorchRec, or here when its division is off)."""
+        owners divided by P (TorchRec's gradient division, which must be on: its default)."""
         import torch
         from torchrec import KeyedJaggedTensor
+        from torchrec.distributed.comm_ops import get_gradient_division
 
+        if self.world.size > 1 and not get_gradient_division():
+            raise RuntimeError("torchrec.distributed.comm_ops.set_gradient_division(False) was called in this process: "
+                               "--embedding-sharding torchrec needs TorchRec's gradient division (its default) so that "
+                               "P ranks train as one process")
         lengths = torch.tensor([ids.numel()], dtype=torch.int32, device=ids.device)
         with _quiet():
             kjt = KeyedJaggedTensor(keys=[FEATURE], values=ids, lengths=lengths)
             rows: torch.Tensor = self.module(kjt)[FEATURE].values()
-        if not self.divides:  # TorchRec's own division (its default) was turned off in this process
-            rows = _ScaleGrad.apply(rows, 1.0 / self.world.size)
         return rows
 
     def gather(self) -> tuple[torch.Tensor, torch.Tensor] | None:
