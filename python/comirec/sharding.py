@@ -129,13 +129,12 @@ class ShardedItems:
 
     # -- the shards -------------------------------------------------------------------------
 
-    def _shards(self) -> list[tuple[str, Any]]:
-        """(name, ShardedTensor) of the table's weight, then of its optimizer state."""
-        state = self.module.fused_optimizer.state_dict()["state"]
-        out = [(name, t) for name, t in self.module.state_dict().items()]
-        for per_param in state.values():
-            out += [(name, t) for name, t in per_param.items() if name == STATE]
-        return out
+    def _shards(self) -> tuple[Any, Any]:
+        """The ShardedTensors of the table's weight and of its per-row optimizer state."""
+        (weight,) = self.module.state_dict().values()
+        (state,) = (t for per_param in self.module.fused_optimizer.state_dict()["state"].values()
+                    for name, t in per_param.items() if name == STATE)
+        return weight, state
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         """The table's rows for ``ids`` (1-D); on the way back their gradients reach the rows'
@@ -158,12 +157,9 @@ class ShardedItems:
         """The whole table and its per-row optimizer state, on rank 0 (None on the others: only
         rank 0 validates and writes checkpoints, so no other rank holds the whole table)."""
         with _quiet():
-            full = {name: self._gather_one(t) for name, t in self._shards()}
-        if not self.world.main:
+            weight, state = (self._gather_one(t) for t in self._shards())
+        if weight is None or state is None:
             return None
-        weight = next(v for k, v in full.items() if k != STATE)
-        state = full[STATE]
-        assert weight is not None and state is not None
         return weight, state.reshape(-1)
 
     def _gather_one(self, sharded: Any) -> torch.Tensor | None:
@@ -192,11 +188,9 @@ class ShardedItems:
         if tuple(weight.shape[:1]) != (self.rows,):
             raise ValueError(f"item table: expected {self.rows} rows, got {tuple(weight.shape)}")
         with torch.no_grad(), _quiet():
-            for name, t in self._shards():
-                if name == STATE and state is None:
+            for t, source in zip(self._shards(), (weight, state)):
+                if source is None:
                     continue
-                source = state if name == STATE else weight
-                assert source is not None
                 for s in t.local_shards():
                     start, n = s.metadata.shard_offsets[0], s.metadata.shard_sizes[0]
                     s.tensor.copy_(source[start : start + n].reshape(s.tensor.shape).to(s.tensor.device, s.tensor.dtype))

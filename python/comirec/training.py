@@ -523,7 +523,6 @@ class _Trainer:
         self.optimizer = make_optimizer(model, cfg.lr, device, cfg.weight_decay, cfg.sparse_items)
         # --sparse-items, and a sharded table: the item table's rows are gathered outside the (DDP) loss module
         self.sparse = cfg.sparse_items and model.item_emb.weight.requires_grad
-        self.outside = self.sparse or self.table is not None
         # The negatives of the global batch: with P ranks, every rank draws the same ones.
         self.loss_fn = make_loss(cfg.loss, ds.n_items, cfg.neg_factor * cfg.batch_size)
         if self.sparse and self.loss_fn.exact:
@@ -534,7 +533,8 @@ class _Trainer:
                                     maxlen=model_cfg.maxlen, min_hist=cfg.min_hist, seed=cfg.seed)
         # This process's rows of each global batch (all of them in one process).
         self.rows = world.rows(cfg.batch_size) if world.distributed else slice(None)
-        self.loss_step: Any = (_dense_loss_module if self.outside else _loss_module)(model, self.loss_fn, model_cfg.training_readout)
+        outside = self.sparse or self.table is not None
+        self.loss_step: Any = (_dense_loss_module if outside else _loss_module)(model, self.loss_fn, model_cfg.training_readout)
         if world.distributed:  # DDP averages the ranks' gradients in the backward pass
             import torch.distributed as dist
             from torch.nn.parallel import DistributedDataParallel
