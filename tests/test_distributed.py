@@ -69,6 +69,32 @@ def test_killed_rank_resumes_exactly_with_two_ranks_and_with_one(data: Path, tmp
     assert out.items.shape == (10,) and (out.items > 0).all()
 
 
+def test_two_machines_train_what_two_local_ranks_train(data: Path, tmp_path: Path) -> None:
+    """Two torchrun agents with --nnodes 2 (one rank each, static rendezvous on 127.0.0.1), as two
+    machines run them: both ranks have LOCAL_RANK 0, and only global rank 0 (node 0) validates,
+    checkpoints and reports. The result is bit for bit that of one agent with two ranks."""
+    import socket
+    import subprocess
+    import sys
+
+    args = ["train", "--model", "comirec-dr", "--data", str(data), "--max-steps", "30", "--eval-every", "15", *SETTINGS]
+    ok(comirec(*args, "--out", str(tmp_path / "local"), nproc=2))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+                               f"--node-rank={r}", "--master-addr=127.0.0.1", f"--master-port={port}",
+                               "-m", "comirec", *args, "--out", str(tmp_path / "nodes")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=600) for p in nodes]
+    for p, (out, err) in zip(nodes, outs):
+        assert p.returncode == 0, out[-3000:] + err[-3000:]
+    assert outs[0][0].count("best step") == 1 and "best step" not in outs[1][0]
+    a, b = last(tmp_path / "local"), last(tmp_path / "nodes")
+    assert a["step"] == b["step"] == 30
+    assert_same_model(a["model"], b["model"], atol=0)
+
+
 def test_batch_must_split_evenly_over_the_ranks(data: Path, tmp_path: Path) -> None:
     check_batch(World(rank=0, size=4), 128)
     with pytest.raises(ValueError, match=r"^batch_size: expected a multiple of the number of training processes \(3\)"):
