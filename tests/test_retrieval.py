@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("faiss")
 torch = pytest.importorskip("torch")
 
-from comirec.retrieval import RESOLVED_BACKENDS, ItemIndex, resolve_backend  # noqa: E402
+from comirec.retrieval import RESOLVED_BACKENDS, ItemIndex, default_chunk_bytes, resolve_backend  # noqa: E402
 
 
 def brute_force(vectors: np.ndarray, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +42,26 @@ def test_torch_path_chunks_the_score_matrix(data: tuple[np.ndarray, np.ndarray])
     vectors, queries = data
     small = ItemIndex(vectors, backend="torch", chunk_bytes=4 * 300 * 2).search(queries, 5)
     np.testing.assert_array_equal(small.items, brute_force(vectors, queries, 5)[0])
+
+
+def test_chunk_bytes_default_follows_the_device_and_bad_values_are_refused(data: tuple[np.ndarray, np.ndarray]) -> None:
+    vectors, _ = data
+    assert default_chunk_bytes("cpu") == 256 << 20
+    if torch.cuda.is_available():  # 2 GiB, or a quarter of the free memory of a small GPU
+        assert 256 << 20 <= default_chunk_bytes("cuda") <= 2 << 30
+    for bad in (0, -1, 1.5, True, "1MB"):
+        with pytest.raises(ValueError, match=r"^chunk_bytes: expected an integer >= 1"):
+            ItemIndex(vectors, backend="torch", chunk_bytes=bad)
+
+
+def test_torch_path_takes_read_only_queries_without_a_warning(data: tuple[np.ndarray, np.ndarray]) -> None:
+    # RankStage hands over views of Arrow buffers, which are read-only; torch warns on those
+    # (an error under this suite's filterwarnings), so the index copies them first.
+    vectors, queries = data
+    frozen = queries.copy()
+    frozen.flags.writeable = False
+    got = ItemIndex(vectors, backend="torch").search(frozen, 5)
+    np.testing.assert_array_equal(got.items, brute_force(vectors, queries, 5)[0])
 
 
 @pytest.mark.parametrize("backend", ["faiss", "torch"])
