@@ -192,3 +192,40 @@ def test_nprobe_and_ef_search_reach_the_faiss_index(data: tuple[np.ndarray, np.n
     for bad in (0, -1, True, 2.5):
         with pytest.raises(ValueError, match="^nprobe: expected an integer >= 1"):
             ItemIndex(vectors, factory="IVF8,Flat", nprobe=bad)
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 4 * 300 * 2])  # one block; blocks of 2 query rows (K = 3 per user)
+def test_torch_exclude_equals_brute_force_without_those_items(data: tuple[np.ndarray, np.ndarray], chunk_bytes: int | None) -> None:
+    vectors, queries = data  # 300 items; 7 users x 3 interests
+    rng = np.random.default_rng(1)
+    rows = np.concatenate([rng.integers(0, 7, 60), np.full(296, 4)])  # user 4 sees all but 4 items
+    ids = np.concatenate([rng.integers(1, 301, 60), np.arange(5, 301)])
+    got = ItemIndex(vectors, backend="torch", chunk_bytes=chunk_bytes).search(queries, 10, exclude=(rows, ids))
+    s = queries @ vectors.T
+    for b in range(7):
+        banned = set(ids[rows == b].tolist())
+        for k in range(3):
+            order = [i + 1 for i in np.argsort(-s[b, k], kind="stable") if i + 1 not in banned][:10]
+            want = order + [-1] * (10 - len(order))
+            assert got.items[b, k].tolist() == want, (b, k)
+            np.testing.assert_allclose(got.scores[b, k, : len(order)], s[b, k, np.array(order) - 1], rtol=1e-5, atol=1e-5)
+            assert np.isneginf(got.scores[b, k, len(order) :]).all()
+
+
+def test_exclude_is_refused_where_it_cannot_apply_and_checked(data: tuple[np.ndarray, np.ndarray]) -> None:
+    vectors, queries = data
+    one = (np.array([0]), np.array([1]))
+    with pytest.raises(ValueError, match=r"^exclude: the faiss-cpu index cannot leave items out"):
+        ItemIndex(vectors).search(queries, 5, exclude=one)
+    index = ItemIndex(vectors, backend="torch")
+    for bad, msg in (((np.array([7]), np.array([1])), r"rows must be query rows in 0\.\.6"),
+                     ((np.array([0]), np.array([301])), r"items must be item ids in 1\.\.300"),
+                     ((np.array([0]), np.array([0])), r"items must be item ids in 1\.\.300"),
+                     ((np.array([0, 1]), np.array([1])), r"expected two 1-D integer arrays of equal length"),
+                     ((np.array([0.5]), np.array([1])), r"expected two 1-D integer arrays of equal length")):
+        with pytest.raises(ValueError, match="^exclude: " + msg):
+            index.search(queries, 5, exclude=bad)
+    with pytest.raises(TypeError, match=r"^exclude: expected a pair"):
+        index.search(queries, 5, exclude=3)  # type: ignore[arg-type]
+    empty = index.search(queries, 5, exclude=(np.empty(0, np.int64), np.empty(0, np.int64)))
+    np.testing.assert_array_equal(empty.items, brute_force(vectors, queries, 5)[0])

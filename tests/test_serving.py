@@ -24,6 +24,19 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     return ds, run, Recommender.load(run)
 
 
+@pytest.fixture(scope="module")
+def served_torch(served):  # type: ignore[no-untyped-def]
+    """The same run served by the exact torch index, which masks seen items before its top-n
+    (ItemIndex.search(exclude=...)) instead of searching deeper and filtering."""
+    from comirec.retrieval import ItemIndex
+
+    ds, run, _ = served
+    rec = Recommender.load(run)
+    rec.index = ItemIndex(rec.model.item_vectors().detach(), backend="torch", chunk_bytes=4 * rec.n_items * 5)
+    assert rec.index.can_exclude
+    return ds, run, rec
+
+
 def user_history(ds, u: int, maxlen: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     seq = ds.items[ds.indptr[u] : ds.indptr[u + 1]]
     return np.asarray(seq[: int(0.8 * len(seq))][-maxlen:], dtype=np.int64)
@@ -109,8 +122,9 @@ def test_cold_histories_get_the_most_popular_items(served) -> None:  # type: ign
     assert np.isneginf(raw.scores[0, rec.n_items :]).all()
 
 
-def test_exclude_seen_filters_the_history_and_still_returns_n(served) -> None:  # type: ignore[no-untyped-def]
-    ds, _run, rec = served
+@pytest.mark.parametrize("which", ["served", "served_torch"])
+def test_exclude_seen_filters_the_history_and_still_returns_n(which: str, request: pytest.FixtureRequest) -> None:
+    ds, _run, rec = request.getfixturevalue(which)
     users = ds.users("test")[:6]
     # histories longer than maxlen: items before the last maxlen are excluded too
     hists = [np.asarray(ds.items[ds.indptr[u] : ds.indptr[u + 1]], dtype=np.int64) for u in users]
@@ -142,11 +156,12 @@ def test_exclude_seen_filters_the_history_and_still_returns_n(served) -> None:  
     assert (left.items[3:] == -1).all() and np.isneginf(left.scores[3:]).all()
 
 
-def test_a_history_gets_the_same_list_whatever_its_batch(served) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("which", ["served", "served_torch"])
+def test_a_history_gets_the_same_list_whatever_its_batch(which: str, request: pytest.FixtureRequest) -> None:
     """With exclude_seen, the aggregation pools each interest's first n unseen items: a user's
     list does not depend on the other histories in the batch (how deep the batch retrieves), and
     at λ > 0 it is comirec.aggregate over exactly that pool."""
-    ds, _run, rec = served
+    ds, _run, rec = request.getfixturevalue(which)
     users = ds.users("test")[:8]
     hists = [np.asarray(ds.items[ds.indptr[u] : ds.indptr[u + 1]], dtype=np.int64) for u in users]
     hists[3] = hists[3][:2]  # one short history beside long ones: the batch retrieves deeper than it needs
@@ -168,6 +183,21 @@ def test_a_history_gets_the_same_list_whatever_its_batch(served) -> None:  # typ
                 pool_scores[0, k, : len(keep)] = deep.scores[0, k, keep]
             want = comirec.aggregate((pool_items, pool_scores), rec.item_cat, lam=lam, n=n)
             assert alone.items.tolist() == want.items[0].tolist(), (lam, j)
+
+
+def test_masked_torch_search_gives_the_lists_of_the_deep_filtered_search(served, served_torch) -> None:  # type: ignore[no-untyped-def]
+    ds, _run, rec = served
+    _, _, rec_t = served_torch
+    assert not rec.index.can_exclude  # faiss: searches n + (most seen items of the batch), then filters
+    users = ds.users("test")[:64]
+    hists = [np.asarray(ds.items[ds.indptr[u] : ds.indptr[u + 1]], dtype=np.int64) for u in users]
+    hists[5] = np.arange(1, rec.n_items + 1)[4:]  # all but four items seen: slots run out
+    for lam in (0.0, 0.5):
+        a = rec.recommend(hists, n=20, lam=lam)
+        b = rec_t.recommend(hists, n=20, lam=lam)
+        np.testing.assert_array_equal(a.items, b.items)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-6)
+        assert (b.items[5, 4:] == -1).all() and sorted(b.items[5, :4].tolist()) == [1, 2, 3, 4]
 
 
 def test_an_empty_history_gets_the_popular_fallback(served) -> None:  # type: ignore[no-untyped-def]

@@ -224,13 +224,27 @@ class ItemIndex:
             faiss = _import_faiss(required=True)
             self._finish_faiss(faiss.deserialize_index(data), self.backend == "faiss-gpu")
 
-    def search(self, queries: Any, n: int) -> Retrieved:
-        """Top-``n`` items per query vector. ``queries``: (B, K, d) or (B, d) (then K = 1)."""
+    @property
+    def can_exclude(self) -> bool:
+        """Whether :meth:`search` takes ``exclude`` (the torch path: masked before its top-n)."""
+        return self.backend.startswith("torch")
+
+    def search(self, queries: Any, n: int, exclude: tuple[np.ndarray, np.ndarray] | None = None) -> Retrieved:
+        """Top-``n`` items per query vector. ``queries``: (B, K, d) or (B, d) (then K = 1).
+
+        ``exclude`` (torch path only, see :attr:`can_exclude`): ``(rows, items)``, int arrays of
+        equal length; item ``items[j]`` (an id in 1..n_items) is left out of every interest of
+        query row ``rows[j]`` (in 0..B-1). Each row then holds its first ``n`` items that are not
+        excluded, ``-1``/``-inf`` when fewer remain: what a deeper search with the excluded items
+        taken out gives, without searching deeper."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n (items per interest) must be an integer >= 1, got {n!r}")
         n = int(n)
+        if exclude is not None and not self.can_exclude:
+            raise ValueError(f"exclude: the {self.backend} index cannot leave items out (only the torch path can); "
+                             "expected exclude=None, or backend='torch'")
         if self.backend.startswith("torch"):
-            return self._search_torch(queries, n)
+            return self._search_torch(queries, n, exclude)
         q = _to_numpy(queries)
         if q.ndim == 2:
             q = q[:, None, :]
@@ -248,7 +262,7 @@ class ItemIndex:
         scores = np.where(missing, np.float32(-np.inf), scores).astype(np.float32, copy=False)
         return Retrieved(items.reshape(B, K, n), scores.reshape(B, K, n))
 
-    def _search_torch(self, queries: Any, n: int) -> Retrieved:
+    def _search_torch(self, queries: Any, n: int, exclude: tuple[np.ndarray, np.ndarray] | None = None) -> Retrieved:
         import torch
 
         if isinstance(queries, np.ndarray) and not queries.flags.writeable:
@@ -267,12 +281,39 @@ class ItemIndex:
         scores = np.full((B * K, n), -np.inf, np.float32)
         chunk = default_chunk_bytes(self.device) if self.chunk_bytes is None else self.chunk_bytes
         rows = max(1, chunk // (4 * self.n_items))  # bound the (rows, n_items) score block
+        ex_rows, ex_cols = self._exclusions(exclude, B, K)
         for lo in range(0, B * K, rows):
             s = flat[lo : lo + rows] @ self._torch_vectors.T
+            if ex_rows.size:
+                a, b = np.searchsorted(ex_rows, (lo, lo + rows))
+                if b > a:
+                    s[torch.as_tensor(ex_rows[a:b] - lo, device=s.device), torch.as_tensor(ex_cols[a:b], device=s.device)] = -torch.inf
             top_s, top_i = torch.topk(s, take, dim=1, largest=True, sorted=True)
             items[lo : lo + rows, :take] = top_i.cpu().numpy() + 1
             scores[lo : lo + rows, :take] = top_s.cpu().numpy()
+        if ex_rows.size:  # a row with fewer than n items left: the excluded ones came last, at -inf
+            items[np.isneginf(scores)] = -1
         return Retrieved(items.reshape(B, K, n), scores.reshape(B, K, n))
+
+    def _exclusions(self, exclude: tuple[np.ndarray, np.ndarray] | None, B: int, K: int) -> tuple[np.ndarray, np.ndarray]:
+        """``exclude`` as (flat query row, item column) pairs sorted by row: user b's pairs
+        repeated for its K rows b*K .. b*K+K-1."""
+        if exclude is None:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        try:
+            rows, ids = (np.asarray(a) for a in exclude)
+        except (TypeError, ValueError):
+            raise TypeError("exclude: expected a pair (rows, items) of integer arrays") from None
+        if rows.shape != ids.shape or rows.ndim != 1 or not all(np.issubdtype(a.dtype, np.integer) for a in (rows, ids) if a.size):
+            raise ValueError(f"exclude: expected two 1-D integer arrays of equal length, got shapes {rows.shape} and {ids.shape}")
+        if rows.size and (rows.min() < 0 or rows.max() >= B):
+            raise ValueError(f"exclude: rows must be query rows in 0..{B - 1}, got {rows.min()}..{rows.max()}")
+        if ids.size and (ids.min() < 1 or ids.max() > self.n_items):
+            raise ValueError(f"exclude: items must be item ids in 1..{self.n_items}, got {ids.min()}..{ids.max()}")
+        flat_rows = (rows.astype(np.int64)[:, None] * K + np.arange(K)).ravel()
+        cols = np.repeat(ids.astype(np.int64) - 1, K)
+        order = np.argsort(flat_rows, kind="stable")
+        return flat_rows[order], cols[order]
 
 
 def default_chunk_bytes(device: str) -> int:
