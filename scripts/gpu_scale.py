@@ -56,7 +56,6 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "comirec", *argv], check=True)
         return round(time.perf_counter() - t, 2)
 
-    import numpy as np
     import torch
 
     record("machine", torch=torch.__version__, cuda=torch.version.cuda, device=args.device,
