@@ -73,6 +73,44 @@ def save_per_user(run: Path, data: str, path: Path) -> None:
     tmp.replace(path)
 
 
+def run_parallel(args: argparse.Namespace) -> None:
+    """Each unfinished (variant, seed) run in a child process of this script, ``args.jobs`` at a
+    time; a failed child stops the study with its log named."""
+    import os
+    import subprocess
+    import time
+
+    todo = []
+    for text in args.variant:
+        name = parse_variant(text)[0]
+        for seed in args.seeds.split(","):
+            if not (Path(args.out) / f"{name}-s{seed}" / "metrics.json").is_file():
+                todo.append((text, name, seed))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    common = ["--data", args.data, "--out", args.out, "--max-steps", str(args.max_steps),
+              "--eval-every", str(args.eval_every), "--patience", str(args.patience)]
+    if args.per_user:
+        common += ["--per-user", args.per_user]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    running: list[tuple[subprocess.Popen[bytes], Path]] = []
+    failed: list[Path] = []
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            text, name, seed = todo.pop(0)
+            log = Path(args.out) / f"{name}-s{seed}.log"
+            with log.open("wb") as fh:
+                cmd = [sys.executable, __file__, *common, "--variant", text, "--seeds", seed]
+                running.append((subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env), log))
+        time.sleep(1.0)
+        for proc, log in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, log))
+                if proc.returncode != 0:
+                    failed.append(log)
+    if failed:
+        raise SystemExit("runs failed; see " + ", ".join(map(str, failed)))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -85,7 +123,14 @@ def main() -> int:
     ap.add_argument("--per-user", default=None, metavar="DIR",
                     help="also write each run's per-user Recall@50 (valid and test, protocol comirec) to "
                          "DIR/<variant>-s<seed>.npz, small files that scripts/paired.py reads without the runs")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="train up to this many (variant, seed) runs at once, each in its own process with one "
+                         "torch thread (its output in OUT/<variant>-s<seed>.log); the table follows when all end")
     args = ap.parse_args()
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be >= 1, got {args.jobs}")
+    if args.jobs > 1:
+        run_parallel(args)
 
     from comirec.training import train
 

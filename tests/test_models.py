@@ -226,6 +226,7 @@ def test_right_align_moves_the_most_recent_item_to_the_last_position() -> None:
 @pytest.mark.parametrize("name, kw", [
     ("comirec-dr", dict(align="right")), ("comirec-dr", dict(align="right", dr_map="position")), ("comirec-sa", dict(align="right")),
     ("comirec-dr", dict(dr_map="interest")), ("comirec-dr", dict(dr_map="shared")), ("comirec-dr", dict(dr_init="glorot")),
+    ("comirec-sa", dict(pos_init="zero")), ("comirec-sa", dict(pos_init="zero", align="right")),
 ])
 def test_model_options_keep_the_padding_invariances(name: str, kw: dict) -> None:  # type: ignore[type-arg]
     hist, mask = make_batch()
@@ -268,11 +269,29 @@ def test_dr_maps_per_option() -> None:
         model("comirec-sa", align="middle")
 
 
+def test_sa_positional_embedding_init() -> None:
+    # glorot-uniform over (maxlen, d) as the authors; zero: the attention starts from the items alone
+    glorot = model("comirec-sa").pos_emb.detach()
+    assert float(glorot.abs().max()) <= (6 / (T + D)) ** 0.5 and float(glorot.std()) > 0.3 * (6 / (T + D)) ** 0.5
+    zero = model("comirec-sa", pos_init="zero")
+    assert torch.equal(zero.pos_emb.detach(), torch.zeros(T, D)) and zero.pos_emb.requires_grad
+    hist, mask = make_batch()
+    # with zero positions, permuting a full history's items permutes nothing in the interests
+    full = mask.sum(1) == T
+    perm = torch.randperm(T, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        v, w = zero.interests(hist[full], mask[full]), zero.interests(hist[full][:, perm], mask[full])
+    torch.testing.assert_close(v, w, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="pos_init"):
+        model("comirec-sa", pos_init="normal")
+
+
 def test_stored_configs_without_the_new_fields_load_as_the_authors_models() -> None:
     from comirec.config import ModelConfig
 
     old = ModelConfig.from_stored({"model": "comirec-dr", "dim": 8, "interests": 2, "maxlen": 5, "routing_iters": 3, "mind_relu": True})
     assert (old.dr_map, old.dr_init, old.align, old.readout) == ("position", "normal", "left", "hard")
+    assert ModelConfig.from_stored({"model": "comirec-sa"}).pos_init == "glorot"
     assert ModelConfig.from_stored({"model": "comirec-dr", "readout": "max"}).readout == "max"
 
 

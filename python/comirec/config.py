@@ -103,7 +103,7 @@ def _field(default: Any, help: str, **meta: Any) -> Any:
 
 
 # What runs written before these fields existed were trained with (the authors' models).
-_MODEL_FIELDS_BEFORE_DEFAULTS_CHANGED: dict[str, Any] = {"dr_map": "position", "dr_init": "normal", "align": "left", "readout": "hard"}
+_MODEL_FIELDS_BEFORE_DEFAULTS_CHANGED: dict[str, Any] = {"dr_map": "position", "dr_init": "normal", "align": "left", "readout": "hard", "pos_init": "glorot"}
 
 
 def _check_index_params(nprobe: int, ef_search: int | None) -> None:
@@ -142,6 +142,11 @@ class ModelConfig:
         "ComiRec-DR/-SA history layout for position-dependent parameters: left (authors; oldest at position 0) "
         "or right (most recent at the last position)",
         choices=("left", "right"),
+    )
+    pos_init: str = _field(
+        "glorot",
+        "ComiRec-SA positional embedding initialisation: glorot-uniform (authors) or zero",
+        choices=("glorot", "zero"),
     )
     dropout: float = _field(0.0, "dropout rate, for the models that take one (0 = none)")
 

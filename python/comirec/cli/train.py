@@ -36,6 +36,22 @@ def _prepared_data(path: str) -> PreparedDataset:
                                 f"`{command}`, then pass --data {target}") from None
 
 
+#: ModelConfig fields that only some models' constructors take (maxlen also sets every model's
+#: training window, dropout has its own check in build_model).
+MODEL_SPECIFIC = ("routing_iters", "mind_relu", "dr_map", "dr_init", "align", "pos_init")
+
+
+def check_model_options(model: str, given: set[str]) -> None:
+    """A model option given for a model that does not take it is an error, not silently ignored."""
+    from ..models import MODEL_NAMES, takes
+
+    for name in MODEL_SPECIFIC:
+        if name in given and not takes(model, name):
+            users = [m for m in MODEL_NAMES if takes(m, name)]
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag}: model {model} does not take it (it applies to {', '.join(users)})")
+
+
 def run(args: argparse.Namespace) -> int:
     """``comirec train``: options come from ModelConfig + TrainConfig. With ``--resume`` every
     setting comes from the run's config.json; see :func:`resume_config` for the options given
@@ -58,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, "model", None) is None:
             raise ValueError("--model is required: one of " + ", ".join(MODEL_NAMES))
         model_cfg = from_namespace(ModelConfig, args)
+        check_model_options(model_cfg.model, given)
     from ..retrieval import check_factory
 
     ds = _prepared_data(cfg.data)  # path mistakes are reported before torch is imported (seconds)

@@ -21,12 +21,18 @@ class ComiRecSA(InterestModel):
 
     name = "comirec-sa"
 
-    def __init__(self, n_items: int, dim: int = 64, n_interests: int = 4, maxlen: int = 20, align: str = "left") -> None:
+    def __init__(self, n_items: int, dim: int = 64, n_interests: int = 4, maxlen: int = 20, align: str = "left",
+                 pos_init: str = "glorot") -> None:
         super().__init__(n_items, dim, n_interests)
         check_align(align)
         self.maxlen = check_size("maxlen", maxlen)
         self.align = align
-        self.pos_emb = nn.Parameter(glorot_(torch.empty(self.maxlen, dim)))
+        if pos_init not in ("glorot", "zero"):
+            raise ValueError(f"pos_init must be one of glorot, zero, got {pos_init!r}")
+        # glorot (the authors'): at maxlen 20, d 64 about 12x the item table's glorot scale, so
+        # the first steps' attention reads positions, not items; zero starts from the items.
+        pos = torch.empty(self.maxlen, dim)
+        self.pos_emb = nn.Parameter(glorot_(pos) if pos_init == "glorot" else nn.init.zeros_(pos))
         self.w1 = dense(dim, 4 * dim)
         self.w2 = dense(4 * dim, n_interests)
 
