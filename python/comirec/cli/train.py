@@ -36,16 +36,14 @@ def _prepared_data(path: str) -> PreparedDataset:
                                 f"`{command}`, then pass --data {target}") from None
 
 
-#: ModelConfig fields that only some models' constructors take (maxlen also sets every model's
-#: training window, dropout has its own check in build_model).
-MODEL_SPECIFIC = ("routing_iters", "mind_relu", "dr_map", "dr_init", "align", "pos_init")
-
-
 def check_model_options(model: str, given: set[str]) -> None:
-    """A model option given for a model that does not take it is an error, not silently ignored."""
-    from ..models import MODEL_NAMES, takes
+    """A model option (a ModelConfig field in some model's registry ``options``) given for a model
+    that does not take it is an error, not silently ignored. Not ``maxlen``, which also sets every
+    model's training window, nor ``dropout``, which ``build_model`` checks."""
+    from ..models import MODEL_NAMES, REGISTRY, takes
 
-    for name in MODEL_SPECIFIC:
+    specific = sorted({o for s in REGISTRY.values() for o in s.options} - {"maxlen", "dropout"})
+    for name in specific:
         if name in given and not takes(model, name):
             users = [m for m in MODEL_NAMES if takes(m, name)]
             flag = "--" + name.replace("_", "-")
