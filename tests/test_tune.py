@@ -158,6 +158,9 @@ def test_cli_bad_input(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     assert "minutes must be > 0" in capsys.readouterr().err
     assert main([*base, "--params", "routing_iters"]) == 2
     assert "'routing_iters' does not apply" in capsys.readouterr().err
+    assert main([*base, "--align", "right"]) == 2  # a model option the model does not take: refused, not ignored
+    assert "--align: model youtube-dnn does not take it" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("")
     assert main([*base[:5], "--out", str(tmp_path / "full"), *TINY]) == 2

@@ -36,25 +36,11 @@ def _prepared_data(path: str) -> PreparedDataset:
                                 f"`{command}`, then pass --data {target}") from None
 
 
-def check_model_options(model: str, given: set[str]) -> None:
-    """A model option (a ModelConfig field in some model's registry ``options``) given for a model
-    that does not take it is an error, not silently ignored. Not ``maxlen``, which also sets every
-    model's training window, nor ``dropout``, which ``build_model`` checks."""
-    from ..models import MODEL_NAMES, REGISTRY, takes
-
-    specific = sorted({o for s in REGISTRY.values() for o in s.options} - {"maxlen", "dropout"})
-    for name in specific:
-        if name in given and not takes(model, name):
-            users = [m for m in MODEL_NAMES if takes(m, name)]
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{flag}: model {model} does not take it (it applies to {', '.join(users)})")
-
-
 def run(args: argparse.Namespace) -> int:
     """``comirec train``: options come from ModelConfig + TrainConfig. With ``--resume`` every
     setting comes from the run's config.json; see :func:`resume_config` for the options given
     again (the parser leaves options that were not given out of ``args``)."""
-    from ..models import MODEL_NAMES
+    from ..models import MODEL_NAMES, check_options
     from ..training import resume_config, train
 
     given = {k for k, v in vars(args).items() if not k.startswith("_") and v is not None}
@@ -72,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, "model", None) is None:
             raise ValueError("--model is required: one of " + ", ".join(MODEL_NAMES))
         model_cfg = from_namespace(ModelConfig, args)
-        check_model_options(model_cfg.model, given)
+        check_options(model_cfg)
     from ..retrieval import check_factory
 
     ds = _prepared_data(cfg.data)  # path mistakes are reported before torch is imported (seconds)

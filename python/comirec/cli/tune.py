@@ -12,7 +12,10 @@ from ..tune import BEST_JSON, fmt_params, tune
 
 def run(args: argparse.Namespace) -> int:
     """``comirec tune``: ModelConfig + TrainConfig options are the base; TuneConfig the search."""
+    from ..models import check_options
+
     model_cfg = from_namespace(ModelConfig, args)
+    check_options(model_cfg)
     train_cfg = from_namespace(TrainConfig, args, resume=False)
     tune_cfg = from_namespace(TuneConfig, args)
     result = tune(model_cfg, train_cfg, tune_cfg, log=lambda text: print(text, file=sys.stderr))

@@ -96,6 +96,23 @@ def takes(name: str, field: str) -> bool:
     return field in s.options
 
 
+def check_options(cfg: ModelConfig) -> None:
+    """A model option (a ModelConfig field in some model's ``options``) set away from its default
+    for a model that does not take it is a ValueError naming the flag, not silently ignored. Not
+    ``maxlen``, which also sets every model's training window, nor ``dropout``, which
+    :func:`build_model` checks. The CLIs call it on the configs they build from options; not
+    ``build_model``, because the stored configs of old runs carry the authors' values of every
+    model's fields (``ModelConfig.from_stored``)."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    specific = sorted({o for s in REGISTRY.values() for o in s.options} - {"maxlen", "dropout"})
+    for name in specific:
+        if getattr(cfg, name) != defaults[name] and not takes(cfg.model, name):
+            users = [m for m in MODEL_NAMES if takes(m, name)]
+            raise ValueError(f"--{name.replace('_', '-')}: model {cfg.model} does not take it (it applies to {', '.join(users)})")
+
+
 def build_model(cfg: ModelConfig, n_items: int) -> InterestModel:
     """The model ``cfg`` describes, for a catalogue of ``n_items`` items (ids 1..n_items). A
     dropout for a model that takes none is refused (never silently ignored)."""
@@ -120,7 +137,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "COMIREC", "MODEL_NAMES", "MULTI_INTEREST", "PAPER_NAMES", "REGISTRY", "SIZES", "ModelSpec", "build_model", "check_size", "model_class",
+    "COMIREC", "MODEL_NAMES", "MULTI_INTEREST", "PAPER_NAMES", "REGISTRY", "SIZES", "ModelSpec", "build_model", "check_options", "check_size",
+    "model_class",
     "spec", "takes",
     *_CLASSES,
 ]
