@@ -98,6 +98,20 @@ def main() -> int:
     return 0
 
 
+def _median_of_3(call: Any, device: str) -> tuple[float, Any]:
+    """The median wall time of three calls (the device synchronised before each) and the last result."""
+    import torch
+
+    times, got = [], None
+    for _ in range(3):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        got = call()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[1], got
+
+
 class _Unmasked:
     """An index seen without ``exclude``: Recommender.rank then searches deeper and filters."""
 
@@ -114,7 +128,6 @@ def rank_paths(args: argparse.Namespace, run: Path, data: Path, record: Any) -> 
     """RankStage on one batch of 4,096 test users (their seen items excluded), one process: the
     torch search masking the seen items before its top-50, against searching deeper and filtering."""
     import numpy as np
-    import torch
 
     from comirec.recommend import EmbedStage, RankStage, read_split
 
@@ -126,14 +139,8 @@ def rank_paths(args: argparse.Namespace, run: Path, data: Path, record: Any) -> 
     for name, index in (("masked", masked), ("deep-then-filter", _Unmasked(masked)), ("masked-again", masked)):
         rank.rec.index = index
         rank(emb)
-        times = []
-        for _ in range(3):
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            got = rank(emb)
-            times.append(time.perf_counter() - t)
-        out[name] = {"median_s": round(sorted(times)[1], 4), "users_per_s": round(table.num_rows / sorted(times)[1], 1),
+        median, got = _median_of_3(lambda: rank(emb), args.device)
+        out[name] = {"median_s": round(median, 4), "users_per_s": round(table.num_rows / median, 1),
                      "items": got.column("items").to_pylist()}
     same = out["masked"]["items"] == out["deep-then-filter"]["items"]
     differ = sum(a != b for a, b in zip(out["masked"]["items"], out["deep-then-filter"]["items"]))
@@ -191,15 +198,9 @@ def torch_search(args: argparse.Namespace, run: Path, record: Any) -> None:
     for mib in (256, None, 8192):
         index = ItemIndex(vectors, device=args.device, backend="torch", chunk_bytes=None if mib is None else mib << 20)
         index.search(q[:64], 50)
-        runs_s = []
-        for _ in range(3):
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            got = index.search(q, 50)
-            runs_s.append(time.perf_counter() - t)
+        median, got = _median_of_3(lambda: index.search(q, 50), args.device)
         key = "default" if mib is None else f"{mib}MiB"
-        times[key] = {"median_s": round(sorted(runs_s)[1], 4), "users_per_s": round(4096 / sorted(runs_s)[1], 1)}
+        times[key] = {"median_s": round(median, 4), "users_per_s": round(4096 / median, 1)}
         if mib == 256:
             first = got.items
         else:
