@@ -74,6 +74,8 @@ def test_evaluate_table_names_protocol_and_data(run, capsys) -> None:  # type: i
         (["train", "--model", "comirec-sa", "--ef-search", "0"], "--ef-search must be >= 1"),
         (["evaluate", "--index", "IVF4,Flat", "--ef-search", "8"], "ef_search: only HNSW indexes have efSearch"),
         (["train", "--model", "comirec-dr", "--pos-init", "zero"], "--pos-init: model comirec-dr does not take it (it applies to comirec-sa)"),
+        (["train", "--model", "mind", "--logit-scale", "2"], "--logit-scale: model mind does not take it (it applies to comirec-sa)"),
+        (["train", "--model", "comirec-sa", "--logit-scale", "0"], "logit_scale must be a finite number > 0, got 0.0"),
         (["train", "--model", "youtube-dnn", "--align", "right"], "--align: model youtube-dnn does not take it"),
         (["train", "--model", "comirec-sa", "--routing-iters", "2"], "--routing-iters: model comirec-sa does not take it"),
     ],

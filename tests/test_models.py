@@ -292,6 +292,9 @@ def test_stored_configs_without_the_new_fields_load_as_the_authors_models() -> N
     old = ModelConfig.from_stored({"model": "comirec-dr", "dim": 8, "interests": 2, "maxlen": 5, "routing_iters": 3, "mind_relu": True})
     assert (old.dr_map, old.dr_init, old.align, old.readout) == ("position", "normal", "left", "hard")
     assert ModelConfig.from_stored({"model": "comirec-sa"}).pos_init == "glorot"
+    assert ModelConfig.from_stored({"model": "comirec-sa"}).logit_scale == 1.0  # the authors' logits
+    with pytest.raises(ValueError, match="logit_scale must be a finite number > 0"):
+        ModelConfig(model="comirec-sa", logit_scale=-1.0)
     assert ModelConfig.from_stored({"model": "comirec-dr", "readout": "max"}).readout == "max"
 
 

@@ -148,6 +148,37 @@ def test_max_readout_scores_each_item_by_its_best_interest() -> None:
         torch.testing.assert_close(got, want)
 
 
+def test_logit_scale_multiplies_every_training_logit_and_changes_no_ranking() -> None:
+    # ComiRec-SA's --logit-scale s: the training loss is the full softmax of s x (interest . item),
+    # with either readout; the interests a trained model retrieves with are the unscaled ones.
+    from comirec.losses import full_softmax_loss
+    from comirec.models import ComiRecSA, select_interest
+    from comirec.training import batch_loss
+
+    history = torch.tensor([[1, 2, 0, 0], [3, 4, 5, 6], [7, 0, 0, 0], [8, 9, 10, 0], [11, 12, 13, 14]])
+    mask = (history > 0).float()
+    target = torch.tensor([1, 4, 9, 20, 2])
+    for s in (0.5, 3.0):
+        torch.manual_seed(0)
+        plain = ComiRecSA(20, dim=8, n_interests=3, maxlen=4)
+        torch.manual_seed(0)
+        scaled = ComiRecSA(20, dim=8, n_interests=3, maxlen=4, logit_scale=s)
+        with torch.no_grad():
+            v = plain.interests(history, mask)
+            torch.testing.assert_close(scaled.interests(history, mask), v, rtol=0, atol=0)
+        for readout in ("max", "hard"):
+            got = batch_loss(scaled, make_loss("full", 20, 1), history, mask, target, np.random.default_rng(0), readout=readout)
+            user = v if readout == "max" else select_interest(v, scaled.item_emb.weight[target])
+            want = full_softmax_loss(s * user, target, scaled.item_emb.weight)
+            torch.testing.assert_close(got, want)
+            unscaled = batch_loss(plain, make_loss("full", 20, 1), history, mask, target, np.random.default_rng(0), readout=readout)
+            assert abs(got.item() - unscaled.item()) > 1e-3  # the scale did reach the loss
+    with pytest.raises(ValueError, match="logit_scale"):
+        ComiRecSA(20, dim=8, logit_scale=0.0)
+    with pytest.raises(ValueError, match="logit_scale"):
+        ComiRecSA(20, dim=8, logit_scale=float("inf"))
+
+
 def test_max_readout_sampled_logits() -> None:
     g = torch.Generator().manual_seed(4)
     loss = SampledSoftmaxLoss(200, 30)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, TypeVar
@@ -148,6 +149,11 @@ class ModelConfig:
         "ComiRec-SA positional embedding initialisation: glorot-uniform (authors) or zero",
         choices=("glorot", "zero"),
     )
+    logit_scale: float = _field(
+        1.0,
+        "ComiRec-SA: the training logits (interest . item) multiplied by this (1 = the authors'); "
+        "only training changes, not how a trained model ranks",
+    )
     dropout: float = _field(0.0, "dropout rate, for the models that take one (0 = none)")
 
     @property
@@ -178,6 +184,8 @@ class ModelConfig:
             check_size(name, getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (isinstance(self.logit_scale, (int, float)) and math.isfinite(self.logit_scale) and self.logit_scale > 0):
+            raise ValueError(f"logit_scale must be a finite number > 0, got {self.logit_scale!r}")
 
 
 @dataclasses.dataclass(frozen=True)

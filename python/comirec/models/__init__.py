@@ -45,7 +45,7 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("youtube-dnn", "YouTube DNN", "youtube_dnn:YouTubeDNN", False),
     ModelSpec("gru4rec", "GRU4Rec", "gru4rec:GRU4Rec", False, ("dropout",)),
     ModelSpec("mind", "MIND", "capsule:MIND", True, ("maxlen", "routing_iters", "mind_relu")),
-    ModelSpec("comirec-sa", "ComiRec-SA", "self_attentive:ComiRecSA", True, ("maxlen", "align", "pos_init")),
+    ModelSpec("comirec-sa", "ComiRec-SA", "self_attentive:ComiRecSA", True, ("maxlen", "align", "pos_init", "logit_scale")),
     ModelSpec("comirec-dr", "ComiRec-DR", "capsule:ComiRecDR", True, ("maxlen", "routing_iters", "dr_map", "dr_init", "align")),
 )}
 MODEL_NAMES: tuple[str, ...] = tuple(REGISTRY)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -22,7 +24,7 @@ class ComiRecSA(InterestModel):
     name = "comirec-sa"
 
     def __init__(self, n_items: int, dim: int = 64, n_interests: int = 4, maxlen: int = 20, align: str = "left",
-                 pos_init: str = "glorot") -> None:
+                 pos_init: str = "glorot", logit_scale: float = 1.0) -> None:
         super().__init__(n_items, dim, n_interests)
         check_align(align)
         self.maxlen = check_size("maxlen", maxlen)
@@ -35,6 +37,11 @@ class ComiRecSA(InterestModel):
         self.pos_emb = nn.Parameter(glorot_(pos) if pos_init == "glorot" else nn.init.zeros_(pos))
         self.w1 = dense(dim, 4 * dim)
         self.w2 = dense(4 * dim, n_interests)
+        if not (isinstance(logit_scale, (int, float)) and math.isfinite(logit_scale) and logit_scale > 0):
+            raise ValueError(f"logit_scale must be a finite number > 0, got {logit_scale!r}")
+        # Read by the training loss only (training.loss_from_rows): a positive factor on every
+        # interest changes no ranking, so retrieval and evaluation ignore it.
+        self.logit_scale = float(logit_scale)
 
     def encode(self, his: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         T = mask.shape[1]
