@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import types
 import typing
 from typing import Any, TypeVar
 
 from .core import PROTOCOLS, check_lams, check_ns
 from .data.formats import FORMAT_NAMES
-from .models import COMIREC, MODEL_NAMES, check_size, spec
+from .models import COMIREC, MODEL_NAMES, check_logit_scale, check_size, spec
 
 T = TypeVar("T")
 
@@ -184,8 +183,7 @@ class ModelConfig:
             check_size(name, getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not (isinstance(self.logit_scale, (int, float)) and math.isfinite(self.logit_scale) and self.logit_scale > 0):
-            raise ValueError(f"logit_scale must be a finite number > 0, got {self.logit_scale!r}")
+        check_logit_scale(self.logit_scale)
 
 
 @dataclasses.dataclass(frozen=True)

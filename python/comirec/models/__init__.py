@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import numbers
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,14 @@ def check_size(name: str, value: int) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return int(value)
+
+
+def check_logit_scale(value: float) -> float:
+    """ComiRec-SA's ``logit_scale`` as a float if it is a finite number > 0, else a ValueError.
+    ModelConfig runs it too, so that a bad ``--logit-scale`` fails before any data is read."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"logit_scale must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
 def spec(name: str) -> ModelSpec:
@@ -137,7 +146,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "COMIREC", "MODEL_NAMES", "MULTI_INTEREST", "PAPER_NAMES", "REGISTRY", "SIZES", "ModelSpec", "build_model", "check_options", "check_size",
+    "COMIREC", "MODEL_NAMES", "MULTI_INTEREST", "PAPER_NAMES", "REGISTRY", "SIZES", "ModelSpec", "build_model", "check_logit_scale", "check_options", "check_size",
     "model_class",
     "spec", "takes",
     *_CLASSES,

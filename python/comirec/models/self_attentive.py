@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from . import check_size
+from . import check_logit_scale, check_size
 from .base import InterestModel, check_align, dense, glorot_, right_align
 
 # The authors' mask value: large and finite, so an all-padding row gives a uniform (not NaN) softmax.
@@ -37,11 +35,9 @@ class ComiRecSA(InterestModel):
         self.pos_emb = nn.Parameter(glorot_(pos) if pos_init == "glorot" else nn.init.zeros_(pos))
         self.w1 = dense(dim, 4 * dim)
         self.w2 = dense(4 * dim, n_interests)
-        if not (isinstance(logit_scale, (int, float)) and math.isfinite(logit_scale) and logit_scale > 0):
-            raise ValueError(f"logit_scale must be a finite number > 0, got {logit_scale!r}")
         # Read by the training loss only (training.loss_from_rows): a positive factor on every
         # interest changes no ranking, so retrieval and evaluation ignore it.
-        self.logit_scale = float(logit_scale)
+        self.logit_scale = check_logit_scale(logit_scale)
 
     def encode(self, his: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         T = mask.shape[1]
