@@ -116,9 +116,8 @@ def loss_from_rows(model: InterestModel, loss_fn: SampledSoftmaxLoss, rows: torc
     target_vec = rows[B * T : B * T + B]
     interests = model.encode(his, mask)
     user = interests if readout == "max" and interests.shape[1] > 1 else select_interest(interests, target_vec)
-    scale = getattr(model, "logit_scale", 1.0)
-    if scale != 1.0:
-        user = user * scale  # every logit interest . item, scaled (ComiRec-SA's --logit-scale)
+    if model.logit_scale != 1.0:
+        user = user * model.logit_scale  # every logit interest . item, scaled
     if neg is None:
         from .losses import full_softmax_loss
 

@@ -112,8 +112,6 @@ def check_options(cfg: ModelConfig) -> None:
     :func:`build_model` checks. The CLIs call it on the configs they build from options; not
     ``build_model``, because the stored configs of old runs carry the authors' values of every
     model's fields (``ModelConfig.from_stored``)."""
-    import dataclasses
-
     defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
     specific = sorted({o for s in REGISTRY.values() for o in s.options} - {"maxlen", "dropout"})
     for name in specific:

@@ -44,6 +44,9 @@ class InterestModel(nn.Module):
         #: rows (data-parallel training); models that draw random numbers per row draw the global
         #: batch's and take these rows (comirec.distributed).
         self.batch_rows: tuple[int, int] | None = None
+        #: The factor on every training logit (interest . item); read by the training loss only,
+        #: as a positive factor changes no ranking. 1 (the authors') but for ComiRec-SA's option.
+        self.logit_scale = 1.0
         self.n_items = check_size("n_items", n_items)
         self.dim = check_size("dim", dim)
         self.n_interests = check_size("interests", n_interests)

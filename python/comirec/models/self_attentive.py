@@ -35,9 +35,7 @@ class ComiRecSA(InterestModel):
         self.pos_emb = nn.Parameter(glorot_(pos) if pos_init == "glorot" else nn.init.zeros_(pos))
         self.w1 = dense(dim, 4 * dim)
         self.w2 = dense(4 * dim, n_interests)
-        # Read by the training loss only (training.loss_from_rows): a positive factor on every
-        # interest changes no ranking, so retrieval and evaluation ignore it.
-        self.logit_scale = check_logit_scale(logit_scale)
+        self.logit_scale = check_logit_scale(logit_scale)  # InterestModel.logit_scale
 
     def encode(self, his: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         T = mask.shape[1]
